@@ -1,0 +1,290 @@
+/*
+ * carve: an allocator for memory its user already owns.
+ *
+ * The user hands carve a buffer (a static array, one mmap'd region, a shared
+ * memory segment, a mapped file); carve formats it as a heap and hands out and
+ * takes back blocks inside it.  Everything carve needs lives inside that
+ * buffer and refers to blocks by offset, so a heap can be copied, re-mapped at
+ * another address or shared between processes.
+ *
+ * This is the one public header.  Every function documents what it does,
+ * when and how it fails, its complexity and its thread-safety.
+ *
+ * Conventions that hold for every function below:
+ *   - "h" must be a heap returned by carve_init() or carve_attach().  A NULL h
+ *     is reported as a bad argument (NULL + errno = EINVAL, or
+ *     CARVE_ERR_INVALID); any other pointer that is not a heap is undefined
+ *     behaviour, as for free() with a foreign pointer.
+ *   - A call that fails changes nothing in the heap (except the
+ *     failed_allocs counter).
+ *   - Corruption: carve validates every header it reads (a check field
+ *     keyed to the header's offset) and every free-list link it follows
+ *     (against the neighbour's back link), and never follows one that
+ *     fails.  Status-returning calls then report CARVE_ERR_CORRUPT;
+ *     pointer-returning calls return NULL with errno = EIO.
+ *   - No function touches memory outside [buffer, buffer + size).
+ *   - Thread-safety: without CARVE_THREADSAFE or CARVE_SHARED a heap must be
+ *     used by one thread at a time (no lock is taken: zero cost).  With
+ *     either flag every function may be called from any thread at any time.
+ *   - Complexity is stated for the default policy (CARVE_GOOD_FIT) unless
+ *     said otherwise; n is the number of blocks in the heap, k the number of
+ *     free blocks in one size class.
+ *
+ * Copyright (c) 2026 the carve authors.  MIT licence (see LICENSE).
+ */
+#ifndef CARVE_H
+#define CARVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define CARVE_VERSION_MAJOR 0
+#define CARVE_VERSION_MINOR 1
+#define CARVE_VERSION_PATCH 0
+#define CARVE_VERSION_STRING "0.1.0"
+/* One number that compares: MAJOR * 10000 + MINOR * 100 + PATCH. */
+#define CARVE_VERSION_NUMBER \
+    (CARVE_VERSION_MAJOR * 10000 + CARVE_VERSION_MINOR * 100 + CARVE_VERSION_PATCH)
+
+/* The version of the library actually linked ("MAJOR.MINOR.PATCH"), which may
+ * differ from CARVE_VERSION_STRING when a program runs against a newer shared
+ * library.  Constant time; thread-safe. */
+const char *carve_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Layout facts (sizing)                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Every pointer carve returns is aligned to at least this (>= alignof(max_align_t)). */
+#define CARVE_ALIGNMENT 16u
+/* Bytes of metadata carve keeps per live raw block (a header word before the
+ * payload).  A block's size is its request plus this, rounded up to
+ * CARVE_ALIGNMENT, and at least CARVE_MIN_BLOCK. */
+#define CARVE_BLOCK_OVERHEAD 8u
+/* The smallest block: a request of 1..24 bytes occupies exactly this much. */
+#define CARVE_MIN_BLOCK 32u
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Opaque; it lives at the start of the caller's buffer (at the first 64-byte
+ * aligned address in it). */
+typedef struct carve_heap carve_heap;
+
+/* How a heap chooses among free blocks.  All three coalesce free neighbours
+ * immediately and share one segregated free index (size classes 1/16 of an
+ * octave wide, found through two levels of bitmaps); they differ in which
+ * block of the index they pick. */
+typedef enum carve_policy {
+    CARVE_GOOD_FIT = 0, /* default: O(1) segregated good fit (TLSF-class), bounded worst case */
+    CARVE_FIRST_FIT,    /* address-ordered first fit (the classic textbook policy) */
+    CARVE_BEST_FIT      /* exact best fit (smallest free block that holds the request) */
+} carve_policy;
+
+enum {                               /* carve_options.flags, OR-ed */
+    CARVE_THREADSAFE = 1u << 0,      /* every call may come from any thread of this process */
+    CARVE_SHARED = 1u << 1,          /* the buffer is shared between processes (implies THREADSAFE) */
+    CARVE_POISON = 1u << 2,          /* fill freed payloads with a pattern; detect writes after free */
+};
+
+typedef struct carve_options {
+    unsigned flags;       /* CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON, or 0 */
+    carve_policy policy;  /* CARVE_GOOD_FIT unless set */
+    size_t max_handles;   /* capacity of the handle table; 0 = a sensible default */
+} carve_options;
+
+/* Formats [buffer, buffer + size) as an empty heap and returns it.  The buffer
+ * may start at any address; carve aligns what it needs inside it.  opt NULL
+ * means all defaults (CARVE_GOOD_FIT, no flags).
+ *
+ * Returns NULL with errno = EINVAL when buffer is NULL, size is smaller than
+ * carve_min_buffer_size(opt) allows at that address, flags has an unknown bit,
+ * or policy is not one of carve_policy.  With CARVE_THREADSAFE/CARVE_SHARED it
+ * may also fail with the errno of the lock's initialisation.
+ *
+ * Complexity: O(1) (it writes the heap's control block, not the buffer).
+ * Thread-safety: the buffer must not be in use by anyone during the call. */
+carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt);
+
+/* Reopens a heap that carve_init() formatted in this memory earlier, possibly
+ * at another address (a copy, a file mapped again, another process's
+ * mapping).  The new address must have the same remainder modulo 64 as the one
+ * the heap was created at (page-aligned mappings always qualify).  It validates
+ * the control block (magic, layout version, size, placement, checksum) and
+ * returns NULL with errno = EINVAL when the memory does not hold a carve heap
+ * of exactly this size.  Block contents are validated lazily, as each call
+ * reaches them, and fully by carve_check().
+ *
+ * Complexity: O(1).  Thread-safety: for a CARVE_SHARED heap, any number of
+ * processes may attach while others use the heap; attaching never disturbs
+ * them.  For other heaps, nobody may use the memory during the call. */
+carve_heap *carve_attach(void *buffer, size_t size);
+
+/* The smallest buffer size for which carve_init(buffer, size, opt) succeeds
+ * at every buffer address (opt NULL = defaults).  Constant time; thread-safe. */
+size_t carve_min_buffer_size(const carve_options *opt);
+
+/* The largest request carve_alloc() can satisfy in a freshly initialised heap
+ * made from a buffer of this size, at the least favourable buffer address;
+ * 0 if size is below carve_min_buffer_size(opt).  Constant time; thread-safe. */
+size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt);
+
+/* ------------------------------------------------------------------------ */
+/* Allocation with raw pointers (never moved)                                */
+/* ------------------------------------------------------------------------ */
+
+/* Like malloc: returns a block of at least size bytes, aligned to
+ * CARVE_ALIGNMENT, or NULL with errno = ENOMEM (it does not fit; counted in
+ * failed_allocs) or EINVAL (size 0, or h NULL).
+ * Complexity: O(1) for CARVE_GOOD_FIT; O(k) for the other policies (one size
+ * class is scanned).  Thread-safety: see the conventions above. */
+void *carve_alloc(carve_heap *h, size_t size);
+
+/* Like calloc: count x size bytes, zeroed.  NULL with errno = ENOMEM when the
+ * product overflows or does not fit, EINVAL when it is 0 or h is NULL.
+ * Complexity: carve_alloc's plus O(bytes) for the zeroing. */
+void *carve_calloc(carve_heap *h, size_t count, size_t size);
+
+/* Like realloc.  carve_realloc(h, NULL, n) is carve_alloc(h, n);
+ * carve_realloc(h, p, 0) frees p and returns NULL (errno unchanged).  The
+ * block shrinks in place, grows in place when the block after it is free and
+ * large enough, and otherwise moves (allocate, copy, free).  Returns NULL with
+ * errno = ENOMEM when it does not fit, EINVAL when ptr is not a live block of
+ * this heap, or EIO when the heap's metadata around it fails a check; in
+ * every case the old block is untouched and still valid.
+ * Complexity: O(1) in place; carve_alloc's plus O(size) for a move. */
+void *carve_realloc(carve_heap *h, void *ptr, size_t size);
+
+/* Like C11 aligned_alloc, without the requirement that size be a multiple of
+ * alignment.  alignment must be a power of two (any, up to the heap's size);
+ * alignments up to CARVE_ALIGNMENT cost nothing extra.  The slack in front of
+ * the aligned block goes back to the free index, so at most alignment bytes
+ * are spent on alignment.  NULL with errno = EINVAL (alignment 0 or not a
+ * power of two, size 0) or ENOMEM.  Complexity: as carve_alloc. */
+void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t size);
+
+/* Like free, but it reports what it found (a carve_status):
+ *   CARVE_OK               ptr was freed, or ptr is NULL;
+ *   CARVE_ERR_DOUBLE_FREE  ptr names a block that is already free;
+ *   CARVE_ERR_NOT_OWNED    ptr is not the start of a live block of this heap
+ *                          (outside the heap, misaligned, an interior
+ *                          pointer, or a block freed and since merged);
+ *   CARVE_ERR_CORRUPT      the block's header or a neighbour's failed its
+ *                          check (overwritten); nothing is followed;
+ *   CARVE_ERR_INVALID      h is NULL.
+ * On any error nothing changes.  Detection of interior and foreign pointers
+ * inside the heap relies on a 20-bit check in each header: data that happens
+ * to look like a valid header at exactly that address (about 1 in 10^6 for
+ * random bytes) is not recognised.
+ * Complexity: O(1) for CARVE_GOOD_FIT; O(k) for the others (sorted insert). */
+int carve_free(carve_heap *h, void *ptr);
+
+/* The usable size of a live block (>= what was asked), like
+ * malloc_usable_size.  0 when ptr is NULL or not a live block of this heap.
+ * Complexity: O(1). */
+size_t carve_usable_size(carve_heap *h, const void *ptr);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum carve_status {
+    CARVE_OK = 0,
+    CARVE_ERR_INVALID,     /* bad argument */
+    CARVE_ERR_NOMEM,       /* does not fit */
+    CARVE_ERR_NOT_OWNED,   /* pointer or handle does not name a live block of this heap */
+    CARVE_ERR_DOUBLE_FREE, /* the block was already free */
+    CARVE_ERR_PINNED,      /* freeing or resizing a handle that is pinned */
+    CARVE_ERR_CORRUPT      /* the heap's metadata failed a check */
+} carve_status;
+
+/* A constant English sentence for a carve_status ("unknown status" for any
+ * other value).  Constant time; thread-safe. */
+const char *carve_strerror(int status);
+
+/* ------------------------------------------------------------------------ */
+/* Diagnostics                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct carve_stats {
+    size_t capacity;     /* bytes of the buffer that hold blocks: used_bytes + free_bytes, always */
+    size_t used_bytes;   /* bytes in live blocks, their headers included */
+    size_t free_bytes;   /* bytes in free blocks, their headers included */
+    size_t largest_free; /* the largest request that would succeed now without compaction */
+    size_t live_blocks, free_blocks, live_handles, pinned_handles;
+    size_t peak_used_bytes;
+    uint64_t allocs, frees, failed_allocs, compactions, bytes_moved;
+} carve_stats;
+
+/* Fills *out with the heap's counters (nothing happens if h or out is NULL).
+ * largest_free is exact: a request of that many bytes succeeds now.
+ * Complexity: O(k) for the largest size class in use.  Thread-safety: see
+ * the conventions; with a lock the snapshot is consistent. */
+void carve_get_stats(carve_heap *h, carve_stats *out);
+
+/* What one block is, as carve_walk() reports it. */
+typedef enum carve_block_kind {
+    CARVE_BLOCK_FREE = 0, /* in the free index */
+    CARVE_BLOCK_RAW,      /* live, handed out by carve_alloc and friends */
+    CARVE_BLOCK_HANDLE,   /* live, owned by a handle (relocatable) */
+    CARVE_BLOCK_QUARANTINED /* with CARVE_POISON: a free block written after it was
+                               freed; kept out of use for good */
+} carve_block_kind;
+
+typedef struct carve_block {
+    size_t offset;         /* where the block starts, in bytes from the heap's start */
+    size_t size;           /* the whole block, header included */
+    size_t usable;         /* payload bytes (0 for a free block) */
+    void *payload;         /* address of the payload (NULL for a free block) */
+    carve_block_kind kind; /* free, raw or handle */
+    unsigned pinned;       /* pin count of a handle block (0 otherwise) */
+} carve_block;
+
+/* Full integrity walk: the control block's checksum, every block header's
+ * check field, boundary tags that agree, no two adjacent free blocks, the
+ * free index and the block chain listing the same blocks in the right
+ * classes and order, the counters agreeing with what the walk finds, and
+ * (with CARVE_POISON) every free payload still holding its pattern.
+ * Returns CARVE_OK, or CARVE_ERR_CORRUPT at the first violation;
+ * CARVE_ERR_INVALID when h is NULL.  Complexity: O(n).  It only reads. */
+int carve_check(carve_heap *h);
+
+/* Calls visit for every block in address order.  A visit that returns
+ * non-zero stops the walk and carve_walk returns that value; a complete walk
+ * returns CARVE_OK.  CARVE_ERR_CORRUPT when a header fails its check (the walk
+ * stops there), CARVE_ERR_INVALID when h or visit is NULL.  visit must not
+ * call into the same heap.  Complexity: O(n). */
+int carve_walk(carve_heap *h, int (*visit)(const carve_block *b, void *ctx), void *ctx);
+
+/* Prints the human-readable map of the heap to out: a summary (capacity,
+ * used, free, largest free, fragmentation = 1 - largest_free / free_bytes),
+ * a one-line picture of the buffer, then one line per block.  Complexity:
+ * O(n).  Does nothing when h or out is NULL. */
+void carve_dump(carve_heap *h, FILE *out);
+
+enum {                           /* carve_dump_ex flags, OR-ed */
+    CARVE_DUMP_BLOCKS = 1u << 0, /* one line per block (carve_dump sets it) */
+    CARVE_DUMP_HEX = 1u << 1,    /* each live block's bytes in hex, like a memory viewer */
+};
+
+/* carve_dump with a choice of sections: the summary and picture always,
+ * then whatever flags asks for.  carve_dump(h, out) is
+ * carve_dump_ex(h, out, CARVE_DUMP_BLOCKS).  Complexity: O(n), plus O(bytes)
+ * with CARVE_DUMP_HEX. */
+void carve_dump_ex(carve_heap *h, FILE *out, unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CARVE_H */

@@ -1,0 +1,733 @@
+/*
+ * heap.c: the heap's life cycle and the raw-pointer calls.
+ *
+ * Each public entry point checks its arguments, takes the heap's lock (a
+ * no-op without CARVE_THREADSAFE) and calls an *_unlocked twin; the unlocked
+ * core below never knows whether a lock exists.
+ *
+ * Error discipline: every path that mutates the heap first validates
+ * everything it will read (headers through their check field, list links
+ * against their neighbours), so a failing call changes nothing.
+ */
+#include "index.h"
+
+#include <errno.h>
+
+#define KNOWN_FLAGS (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON)
+#define CONTROL_ALIGN 64u
+
+CARVE_EXPORT const char *carve_version(void)
+{
+    return CARVE_VERSION_STRING;
+}
+
+/* ---- locking ------------------------------------------------------------ */
+
+CARVE_INLINE void heap_lock(carve_heap *h)
+{
+    if (h->flags & CARVE_THREADSAFE) {
+        (void)lock_acquire(&h->lock);
+    }
+}
+
+CARVE_INLINE void heap_unlock(carve_heap *h)
+{
+    if (h->flags & CARVE_THREADSAFE) {
+        lock_release(&h->lock);
+    }
+}
+
+/* In test builds, every call that changed the heap is followed by the full
+ * integrity walk. */
+CARVE_INLINE void debug_check(carve_heap *h)
+{
+#if CARVE_EXPENSIVE_CHECKS
+    CARVE_ASSERT(check_unlocked(h) == CARVE_OK);
+#else
+    (void)h;
+#endif
+}
+
+/* ---- layout -------------------------------------------------------------- */
+
+struct layout {
+    uint64_t lead;         /* bytes before the control block */
+    uint64_t control_size; /* control block and list heads */
+    uint64_t arena_begin;  /* offset of the first header */
+    uint64_t arena_end;    /* offset of the sentinel */
+    uint32_t fl_count;
+};
+
+static uint32_t fl_count_for(uint64_t granules)
+{
+    if (granules > MAX_GRANULES) {
+        granules = MAX_GRANULES;
+    }
+    return granules < SL_COUNT ? 1u : class_of(granules) / SL_COUNT + 1u;
+}
+
+static uint64_t control_size_for(uint32_t fl_count)
+{
+    return (uint64_t)sizeof(carve_heap) + (uint64_t)fl_count * SL_COUNT * sizeof(ref);
+}
+
+/* The first header goes at 8 mod 16 past the control block and its heads. */
+static uint64_t arena_begin_for(uint64_t control_size)
+{
+    return ((control_size + GRANULE - 1u) & ~(uint64_t)(GRANULE - 1u)) + HDR_SIZE;
+}
+
+/* Where everything goes for a buffer at address addr of size bytes; false
+ * when it is too small to hold a heap with one minimum block. */
+static bool layout_compute(uintptr_t addr, uint64_t size, struct layout *out)
+{
+    uint64_t lead = (CONTROL_ALIGN - (uint64_t)(addr % CONTROL_ALIGN)) % CONTROL_ALIGN;
+    if (size < lead) {
+        return false;
+    }
+    uint64_t avail = size - lead;
+    uint32_t fl_count = fl_count_for(avail >> GRANULE_SHIFT);
+    uint64_t begin = arena_begin_for(control_size_for(fl_count));
+    if (avail < begin + bytes_of(MIN_GRANULES) + HDR_SIZE) {
+        return false;
+    }
+    uint64_t granules = (avail - begin - HDR_SIZE) >> GRANULE_SHIFT;
+    if (granules > MAX_GRANULES) {
+        granules = MAX_GRANULES;
+    }
+    out->lead = lead;
+    out->control_size = control_size_for(fl_count);
+    out->arena_begin = begin;
+    out->arena_end = begin + bytes_of(granules);
+    out->fl_count = fl_count;
+    return true;
+}
+
+CARVE_EXPORT size_t carve_min_buffer_size(const carve_options *opt)
+{
+    (void)opt; /* no option changes the layout yet */
+    /* The control block grows with the first-level classes the buffer
+     * needs; find the smallest count that is self-consistent. */
+    for (uint32_t fl = 1; fl < FL_LIMIT; fl++) {
+        uint64_t avail = arena_begin_for(control_size_for(fl)) + bytes_of(MIN_GRANULES) + HDR_SIZE;
+        if (fl_count_for(avail >> GRANULE_SHIFT) <= fl) {
+            return (size_t)(avail + CONTROL_ALIGN - 1u);
+        }
+    }
+    return SIZE_MAX;
+}
+
+CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt)
+{
+    (void)opt;
+    uint64_t worst = UINT64_MAX;
+    for (uintptr_t misalign = 0; misalign < CONTROL_ALIGN; misalign++) {
+        struct layout l;
+        if (!layout_compute(misalign, buffer_size, &l)) {
+            return 0;
+        }
+        uint64_t payload = l.arena_end - l.arena_begin - HDR_SIZE;
+        worst = payload < worst ? payload : worst;
+    }
+    return worst > SIZE_MAX ? SIZE_MAX : (size_t)worst;
+}
+
+/* ---- the control block ---------------------------------------------------- */
+
+uint64_t control_checksum_of(const carve_heap *h)
+{
+    uint64_t fields[] = {h->magic,       h->layout_version, h->control_size, h->buffer_size,
+                         h->lead_pad,    h->arena_begin,    h->arena_end,    h->salt,
+                         h->flags,       h->policy,         h->fl_count,     h->word_bits};
+    uint64_t sum = UINT64_C(0x6a09e667f3bcc909);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        sum = mix64(sum ^ fields[i]);
+    }
+    return sum;
+}
+
+/* The immutable part of the control block is what this code would have
+ * written for this buffer, and its checksum holds. */
+bool control_is_valid(const carve_heap *h)
+{
+    struct layout l;
+    uintptr_t addr = (uintptr_t)h - (uintptr_t)h->lead_pad;
+    return h->magic == CARVE_MAGIC && h->layout_version == CARVE_LAYOUT_VERSION &&
+           h->word_bits == 8u * sizeof(void *) && h->lead_pad < CONTROL_ALIGN &&
+           layout_compute(addr, h->buffer_size, &l) && l.lead == h->lead_pad &&
+           l.control_size == h->control_size && l.arena_begin == h->arena_begin &&
+           l.arena_end == h->arena_end && l.fl_count == h->fl_count &&
+           (h->flags & ~(uint32_t)KNOWN_FLAGS) == 0 && h->policy <= CARVE_BEST_FIT &&
+           h->control_checksum == control_checksum_of(h);
+}
+
+/* A salt that differs between heaps of different shapes; it keys header
+ * checks so a header copied from another heap or offset is not valid. */
+static uint64_t salt_for(const struct layout *l, uint64_t size, const carve_options *o)
+{
+    return mix64(size ^ (l->lead << 56) ^ ((uint64_t)o->policy << 48) ^ ((uint64_t)o->flags << 40) ^
+                 UINT64_C(0x243f6a8885a308d3));
+}
+
+CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt)
+{
+    carve_options o = {0, CARVE_GOOD_FIT, 0};
+    if (opt) {
+        o = *opt;
+    }
+    struct layout l;
+    if (!buffer || (o.flags & ~(unsigned)KNOWN_FLAGS) || (unsigned)o.policy > CARVE_BEST_FIT ||
+        !layout_compute((uintptr_t)buffer, size, &l)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (o.flags & CARVE_SHARED) {
+        o.flags |= CARVE_THREADSAFE;
+    }
+    carve_heap *h = (carve_heap *)((unsigned char *)buffer + l.lead);
+    memset(h, 0, (size_t)l.control_size);
+    h->magic = CARVE_MAGIC;
+    h->layout_version = CARVE_LAYOUT_VERSION;
+    h->control_size = (uint32_t)l.control_size;
+    h->buffer_size = size;
+    h->lead_pad = l.lead;
+    h->arena_begin = l.arena_begin;
+    h->arena_end = l.arena_end;
+    h->salt = salt_for(&l, size, &o);
+    h->flags = o.flags;
+    h->policy = (uint32_t)o.policy;
+    h->fl_count = l.fl_count;
+    h->word_bits = 8u * (uint32_t)sizeof(void *);
+    if (o.flags & CARVE_THREADSAFE) {
+        int err = lock_init(&h->lock, o.flags);
+        if (err != 0) {
+            h->magic = 0;
+            errno = err;
+            return NULL;
+        }
+    }
+    uint64_t granules = (l.arena_end - l.arena_begin) >> GRANULE_SHIFT;
+    block_make_free(h, l.arena_begin, granules);
+    store64(at(h, l.arena_end), hdr_make(h, l.arena_end, 0, HDR_PREV_FREE));
+    if (o.flags & CARVE_POISON) {
+        block_poison(h, l.arena_begin, granules);
+    }
+    index_insert(h, l.arena_begin, granules);
+    h->control_checksum = control_checksum_of(h);
+    return h;
+}
+
+CARVE_EXPORT carve_heap *carve_attach(void *buffer, size_t size)
+{
+    if (!buffer) {
+        errno = EINVAL;
+        return NULL;
+    }
+    uint64_t lead = (CONTROL_ALIGN - (uint64_t)((uintptr_t)buffer % CONTROL_ALIGN)) % CONTROL_ALIGN;
+    if ((uint64_t)size < lead + sizeof(carve_heap)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    carve_heap *h = (carve_heap *)((unsigned char *)buffer + lead);
+    /* control_is_valid reads only fields that never change after init, so
+     * it is safe while other processes use a shared heap. */
+    if (h->buffer_size != size || h->lead_pad != lead || !control_is_valid(h)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (h->flags & CARVE_SHARED) {
+        heap_lock(h); /* the lock is live: never re-created */
+        heap_unlock(h);
+    } else if (h->flags & CARVE_THREADSAFE) {
+        /* A copied or re-mapped private heap: nobody else can hold its lock,
+         * and the copied mutex bytes may say otherwise. */
+        int err = lock_init(&h->lock, h->flags);
+        if (err != 0) {
+            errno = err;
+            return NULL;
+        }
+    }
+    return h;
+}
+
+/* ---- sizes ------------------------------------------------------------------ */
+
+/* Granules of the block that holds a request of size bytes; false when no
+ * block of this heap could (which also rules out overflow). */
+static bool request_granules(const carve_heap *h, size_t size, uint64_t *g)
+{
+    if ((uint64_t)size > h->arena_end - h->arena_begin) {
+        return false;
+    }
+    uint64_t n = ((uint64_t)size + HDR_SIZE + GRANULE - 1u) >> GRANULE_SHIFT;
+    *g = n < MIN_GRANULES ? MIN_GRANULES : n;
+    return true;
+}
+
+/* ---- quarantine (CARVE_POISON) ------------------------------------------------ */
+
+/* A free block whose poison was overwritten: taken out of the index and
+ * kept as a dead live block, never handed out again.  b is already out of
+ * the index. */
+static void quarantine(carve_heap *h, ref b, uint64_t g)
+{
+    block_set_header(h, b, g, (uint64_t)KIND_QUARANTINE << HDR_KIND_SHIFT);
+    ref n = block_next(b, g);
+    hword nw;
+    if (block_read(h, n, &nw)) {
+        block_set_prev_free(h, n, false);
+    }
+    h->used_bytes += bytes_of(g);
+    h->quarantined_blocks++;
+}
+
+/* Quarantines a free neighbour (still in the index) if its poison is
+ * damaged; returns true when it did. */
+static bool quarantine_if_damaged(carve_heap *h, ref b, uint64_t g)
+{
+    if (!(h->flags & CARVE_POISON) || block_poison_intact(h, b, g)) {
+        return false;
+    }
+    index_remove(h, b, g);
+    quarantine(h, b, g);
+    return true;
+}
+
+/* ---- allocation ---------------------------------------------------------------- */
+
+/* Finds, validates and removes from the index a free block of at least g
+ * granules.  Returns 0 and sets errno (ENOMEM, or EIO for metadata that
+ * failed a check) when there is none. */
+static ref claim_free_block(carve_heap *h, uint64_t g, uint64_t *bg)
+{
+    for (;;) {
+        bool corrupt = false;
+        ref b = index_find(h, g, &corrupt);
+        hword w;
+        if (b == 0) {
+            errno = corrupt ? CARVE_ERRNO_CORRUPT : ENOMEM;
+            return 0;
+        }
+        if (!block_read(h, b, &w) || !hdr_is_free(w) || hdr_granules(w) < g ||
+            !list_links_valid(h, b, class_of(hdr_granules(w)))) {
+            errno = CARVE_ERRNO_CORRUPT;
+            return 0;
+        }
+        *bg = hdr_granules(w);
+        index_remove(h, b, *bg);
+        if ((h->flags & CARVE_POISON) && !block_poison_intact(h, b, *bg)) {
+            quarantine(h, b, *bg);
+            continue;
+        }
+        return b;
+    }
+}
+
+/* Turns b (bg granules, out of the index) into a live block of g granules
+ * of this kind; a remainder of at least the minimum block goes back to the
+ * index.  prev_free says whether the block before b is free.  Returns false
+ * (with b back in the index) when the block after b fails its check. */
+static bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned kind, bool prev_free)
+{
+    uint64_t flags = ((uint64_t)kind << HDR_KIND_SHIFT) | (prev_free ? HDR_PREV_FREE : 0);
+    uint64_t rest = bg - g;
+    if (rest >= MIN_GRANULES) {
+        /* The block after the remainder keeps PREV_FREE: untouched. */
+        ref r = block_next(b, g);
+        block_set_header(h, b, g, flags);
+        block_make_free(h, r, rest);
+        index_insert(h, r, rest);
+    } else {
+        ref n = block_next(b, bg);
+        hword nw;
+        if (!block_read(h, n, &nw)) {
+            index_insert(h, b, bg);
+            errno = CARVE_ERRNO_CORRUPT;
+            return false;
+        }
+        g = bg;
+        block_set_header(h, b, g, flags);
+        block_set_prev_free(h, n, false);
+    }
+    h->used_bytes += bytes_of(g);
+    h->live_blocks++;
+    h->allocs++;
+    if (h->used_bytes > h->peak_used_bytes) {
+        h->peak_used_bytes = h->used_bytes;
+    }
+    return true;
+}
+
+static void *alloc_unlocked(carve_heap *h, size_t size)
+{
+    uint64_t g;
+    uint64_t bg;
+    ref b;
+    if (!request_granules(h, size, &g)) {
+        errno = ENOMEM;
+    } else if ((b = claim_free_block(h, g, &bg)) != 0 && carve_out(h, b, bg, g, KIND_RAW, false)) {
+        return block_payload(h, b);
+    }
+    h->failed_allocs++;
+    return NULL;
+}
+
+static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size)
+{
+    uint64_t g;
+    uint64_t bg;
+    ref b;
+    /* Room for the worst lead: up to alignment - 16 bytes, or alignment + 16
+     * when the natural lead (16) is too small to be a free block of its own. */
+    uint64_t lead_room = ((uint64_t)alignment >> GRANULE_SHIFT) + 1u;
+    if (!request_granules(h, size, &g) || (uint64_t)alignment > h->arena_end - h->arena_begin) {
+        errno = ENOMEM;
+    } else if ((b = claim_free_block(h, g + lead_room, &bg)) != 0) {
+        uintptr_t payload = (uintptr_t)block_payload(h, b);
+        uint64_t lead = (uint64_t)((alignment - payload % alignment) % alignment);
+        if (lead != 0 && lead < bytes_of(MIN_GRANULES)) {
+            lead += alignment;
+        }
+        uint64_t lead_g = lead >> GRANULE_SHIFT;
+        if (lead_g) {
+            /* The slack in front goes back to the index as a free block;
+             * the block before b is live (free blocks never touch). */
+            block_make_free(h, b, lead_g);
+            if (h->flags & CARVE_POISON) {
+                block_poison(h, b, lead_g);
+            }
+            index_insert(h, b, lead_g);
+        }
+        ref a = b + lead;
+        if (carve_out(h, a, bg - lead_g, g, KIND_RAW, lead_g != 0)) {
+            return block_payload(h, a);
+        }
+    }
+    h->failed_allocs++;
+    return NULL;
+}
+
+/* ---- finding a live block from a pointer --------------------------------------- */
+
+/* The live raw block whose payload starts at p, or a status saying why not. */
+static int locate_live(const carve_heap *h, const void *p, ref *bo, hword *wo)
+{
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t base = (uintptr_t)h;
+    if (a < base + (uintptr_t)h->arena_begin + HDR_SIZE || a >= base + (uintptr_t)h->arena_end) {
+        return CARVE_ERR_NOT_OWNED;
+    }
+    ref b = (ref)(a - base) - HDR_SIZE;
+    if ((b - h->arena_begin) & (GRANULE - 1u)) {
+        return CARVE_ERR_NOT_OWNED;
+    }
+    hword w;
+    if (!block_read(h, b, &w)) {
+        /* An interior pointer, or a real block whose header was overwritten:
+         * only the chain can tell which. */
+        return block_is_boundary(h, b) == 0 ? CARVE_ERR_NOT_OWNED : CARVE_ERR_CORRUPT;
+    }
+    if (hdr_is_free(w)) {
+        return CARVE_ERR_DOUBLE_FREE;
+    }
+    if (hdr_kind(w) != KIND_RAW) {
+        return CARVE_ERR_NOT_OWNED;
+    }
+    *bo = b;
+    *wo = w;
+    return CARVE_OK;
+}
+
+/* ---- freeing -------------------------------------------------------------------- */
+
+/* Frees live block b (header w), merging it with free neighbours. */
+static int release_block(carve_heap *h, ref b, hword w)
+{
+    uint64_t g = hdr_granules(w);
+    ref n = block_next(b, g);
+    hword nw;
+    hword pw = 0;
+    ref p = 0;
+    if (!block_read(h, n, &nw)) {
+        return CARVE_ERR_CORRUPT;
+    }
+    if (hdr_prev_free(w)) {
+        p = block_prev_free(h, b, &pw);
+        if (p == 0 || !list_links_valid(h, p, class_of(hdr_granules(pw)))) {
+            return CARVE_ERR_CORRUPT;
+        }
+    }
+    bool next_free = hdr_is_free(nw);
+    if (next_free && !list_links_valid(h, n, class_of(hdr_granules(nw)))) {
+        return CARVE_ERR_CORRUPT;
+    }
+    /* Validated; from here on nothing fails. */
+    if (p && quarantine_if_damaged(h, p, hdr_granules(pw))) {
+        p = 0; /* quarantine() cleared b's PREV_FREE */
+    }
+    if (next_free && quarantine_if_damaged(h, n, hdr_granules(nw))) {
+        next_free = false;
+    }
+    ref start = b;
+    uint64_t total = g;
+    if (p) {
+        uint64_t pg = hdr_granules(pw);
+        index_remove(h, p, pg);
+        block_erase_header(h, b);
+        start = p;
+        total += pg;
+    }
+    if (next_free) {
+        uint64_t ng = hdr_granules(nw);
+        index_remove(h, n, ng);
+        block_erase_header(h, n);
+        total += ng;
+    } else {
+        block_set_prev_free(h, n, true);
+    }
+    block_make_free(h, start, total);
+    if (h->flags & CARVE_POISON) {
+        block_poison(h, start, total);
+    }
+    index_insert(h, start, total);
+    h->used_bytes -= bytes_of(g);
+    h->live_blocks--;
+    h->frees++;
+    return CARVE_OK;
+}
+
+static int free_unlocked(carve_heap *h, void *ptr)
+{
+    ref b;
+    hword w;
+    int st = locate_live(h, ptr, &b, &w);
+    return st != CARVE_OK ? st : release_block(h, b, w);
+}
+
+/* ---- realloc --------------------------------------------------------------------- */
+
+/* Gives the tail of live block b beyond want granules back to the index
+ * (merged with the next block if that is free).  Does nothing when the tail
+ * is smaller than a block or the next header fails its check. */
+static void shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want)
+{
+    uint64_t g = hdr_granules(w);
+    if (g - want < MIN_GRANULES) {
+        return;
+    }
+    ref n = block_next(b, g);
+    hword nw;
+    if (!block_read(h, n, &nw) ||
+        (hdr_is_free(nw) && !list_links_valid(h, n, class_of(hdr_granules(nw))))) {
+        return;
+    }
+    uint64_t tail = g - want;
+    if (hdr_is_free(nw) && !quarantine_if_damaged(h, n, hdr_granules(nw))) {
+        index_remove(h, n, hdr_granules(nw));
+        block_erase_header(h, n);
+        tail += hdr_granules(nw);
+    } else {
+        block_set_prev_free(h, n, true);
+    }
+    block_set_header(h, b, want, hdr_flags(w));
+    ref t = block_next(b, want);
+    block_make_free(h, t, tail);
+    if (h->flags & CARVE_POISON) {
+        block_poison(h, t, tail);
+    }
+    index_insert(h, t, tail);
+    h->used_bytes -= bytes_of(g - want);
+}
+
+/* Grows live block b into the free block after it, if that holds enough.
+ * Returns false (nothing changed) when it cannot. */
+static bool grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
+{
+    uint64_t g = hdr_granules(w);
+    ref n = block_next(b, g);
+    hword nw;
+    hword after_w;
+    if (!block_read(h, n, &nw) || !hdr_is_free(nw) || g + hdr_granules(nw) < want) {
+        return false;
+    }
+    uint64_t ng = hdr_granules(nw);
+    ref after = block_next(n, ng);
+    if (!list_links_valid(h, n, class_of(ng)) || !block_read(h, after, &after_w) ||
+        quarantine_if_damaged(h, n, ng)) {
+        return false;
+    }
+    index_remove(h, n, ng);
+    block_erase_header(h, n);
+    uint64_t total = g + ng;
+    uint64_t rest = total - want;
+    if (rest >= MIN_GRANULES) {
+        ref r = block_next(b, want);
+        block_set_header(h, b, want, hdr_flags(w));
+        block_make_free(h, r, rest);
+        index_insert(h, r, rest);
+        total = want;
+    } else {
+        block_set_header(h, b, total, hdr_flags(w));
+        block_set_prev_free(h, after, false);
+    }
+    h->used_bytes += bytes_of(total - g);
+    if (h->used_bytes > h->peak_used_bytes) {
+        h->peak_used_bytes = h->used_bytes;
+    }
+    return true;
+}
+
+static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
+{
+    ref b;
+    hword w;
+    int st = locate_live(h, ptr, &b, &w);
+    if (st != CARVE_OK) {
+        errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        return NULL;
+    }
+    uint64_t want;
+    if (!request_granules(h, size, &want)) {
+        h->failed_allocs++;
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint64_t g = hdr_granules(w);
+    if (want <= g) {
+        shrink_in_place(h, b, w, want);
+        return ptr;
+    }
+    if (grow_in_place(h, b, w, want)) {
+        return ptr;
+    }
+    void *q = alloc_unlocked(h, size);
+    if (!q) {
+        return NULL;
+    }
+    memcpy(q, ptr, (size_t)(bytes_of(g) - HDR_SIZE));
+    /* The allocation may have changed b's PREV_FREE bit: read it again. */
+    hword now;
+    if (block_read(h, b, &now)) {
+        /* If b's neighbourhood fails a check, b stays allocated (leaked, not
+         * corrupted) and the caller still gets the copy. */
+        (void)release_block(h, b, now);
+    }
+    return q;
+}
+
+/* ---- public entry points ---------------------------------------------------------- */
+
+CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
+{
+    if (!h || size == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    heap_lock(h);
+    void *p = alloc_unlocked(h, size);
+    debug_check(h);
+    heap_unlock(h);
+    return p;
+}
+
+CARVE_EXPORT void *carve_calloc(carve_heap *h, size_t count, size_t size)
+{
+    if (!h || count == 0 || size == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (count > SIZE_MAX / size) {
+        heap_lock(h);
+        h->failed_allocs++;
+        heap_unlock(h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = carve_alloc(h, count * size);
+    if (p) {
+        memset(p, 0, count * size);
+    }
+    return p;
+}
+
+CARVE_EXPORT void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t size)
+{
+    if (!h || size == 0 || alignment == 0 || (alignment & (alignment - 1u)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment <= GRANULE) {
+        return carve_alloc(h, size);
+    }
+    heap_lock(h);
+    void *p = aligned_alloc_unlocked(h, alignment, size);
+    debug_check(h);
+    heap_unlock(h);
+    return p;
+}
+
+CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
+{
+    if (!h) {
+        return CARVE_ERR_INVALID;
+    }
+    if (!ptr) {
+        return CARVE_OK;
+    }
+    heap_lock(h);
+    int st = free_unlocked(h, ptr);
+    debug_check(h);
+    heap_unlock(h);
+    return st;
+}
+
+CARVE_EXPORT void *carve_realloc(carve_heap *h, void *ptr, size_t size)
+{
+    if (!h) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!ptr) {
+        return carve_alloc(h, size);
+    }
+    heap_lock(h);
+    void *q = NULL;
+    if (size == 0) {
+        int st = free_unlocked(h, ptr);
+        if (st != CARVE_OK) {
+            errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        }
+    } else {
+        q = realloc_unlocked(h, ptr, size);
+    }
+    debug_check(h);
+    heap_unlock(h);
+    return q;
+}
+
+CARVE_EXPORT size_t carve_usable_size(carve_heap *h, const void *ptr)
+{
+    if (!h || !ptr) {
+        return 0;
+    }
+    heap_lock(h);
+    ref b;
+    hword w;
+    size_t n = 0;
+    if (locate_live(h, ptr, &b, &w) == CARVE_OK) {
+        n = (size_t)(bytes_of(hdr_granules(w)) - HDR_SIZE);
+    }
+    heap_unlock(h);
+    return n;
+}
+
+/* Used by diag.c so that its entry points lock the same way. */
+void heap_lock_for_diag(carve_heap *h)
+{
+    heap_lock(h);
+}
+
+void heap_unlock_for_diag(carve_heap *h)
+{
+    heap_unlock(h);
+}

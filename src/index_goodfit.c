@@ -1,0 +1,37 @@
+/*
+ * index_goodfit.c: CARVE_GOOD_FIT, the TLSF-class segregated good fit.
+ *
+ * The request is rounded up to the next class boundary, so the head of the
+ * first non-empty class at or above it fits without looking at any other
+ * block: constant time, and the block picked is at most 1/16 octave larger
+ * than the best fit in that class (Masmano et al., TLSF, 2004).  When that
+ * search finds nothing, the request's own class may still hold a block that
+ * fits; it is scanned before the heap reports ENOMEM, so the policy never
+ * fails while a fitting block exists.
+ */
+#include "index.h"
+
+static ref scan_class_for_fit(const carve_heap *h, unsigned cls, uint64_t g, bool *corrupt)
+{
+    uint64_t budget = h->free_blocks;
+    for (ref b = list_step(h, 0, cls, corrupt); b && budget; b = list_step(h, b, cls, corrupt), budget--) {
+        if (hdr_granules(block_header(h, b)) >= g) {
+            return b;
+        }
+    }
+    return 0;
+}
+
+ref goodfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
+{
+    unsigned want = class_of(class_round_up(g));
+    unsigned cls = class_first_nonempty(h, want);
+    if (CARVE_LIKELY(cls != UINT32_MAX)) {
+        return h->heads[cls];
+    }
+    unsigned own = class_of(g);
+    if (own != want && own / SL_COUNT < h->fl_count && h->heads[own]) {
+        return scan_class_for_fit(h, own, g, corrupt);
+    }
+    return 0;
+}

@@ -1,0 +1,120 @@
+/*
+ * internal.h: the heap's control block, configuration and assertion tiers.
+ *
+ * Layout of a caller's buffer (every position is an offset from the control
+ * block, so the bytes work at any address with the same remainder mod 64):
+ *
+ *   buffer  [lead pad < 64][control block | list heads][gap][blocks ...][sentinel][tail]
+ *                           ^ heap (64-aligned)              ^ arena_begin  ^ arena_end
+ *
+ * Blocks tile [arena_begin, arena_end) exactly.  arena_begin is 8 mod 16, so
+ * every payload (header + 8) is 16-aligned.  The sentinel is an 8-byte
+ * header of a permanently used, empty block at arena_end: the last block's
+ * "next" always exists and never merges.
+ */
+#ifndef CARVE_INTERNAL_H
+#define CARVE_INTERNAL_H
+
+#include "carve.h"
+#include "platform.h"
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lock.h"
+
+/* ---- assertion tiers ------------------------------------------------------
+ * CARVE_ASSERT: cheap invariants, on in debug builds (NDEBUG off).
+ * CARVE_EXPENSIVE_CHECKS: when defined to 1 (test builds), every public call
+ * that changes the heap runs the full carve_check walk afterwards. */
+#ifndef CARVE_ASSERT
+#define CARVE_ASSERT(x) assert(x)
+#endif
+#ifndef CARVE_EXPENSIVE_CHECKS
+#define CARVE_EXPENSIVE_CHECKS 0
+#endif
+
+/* ---- sizes ---------------------------------------------------------------- */
+#define GRANULE 16u          /* block sizes and payload alignment */
+#define GRANULE_SHIFT 4u
+#define HDR_SIZE 8u          /* header word before each payload */
+#define MIN_GRANULES 2u      /* 32 bytes: header, two links, footer */
+#define SL_SHIFT 4u          /* 16 second-level classes per octave */
+#define SL_COUNT (1u << SL_SHIFT)
+#define FL_LIMIT 40u         /* first levels the control block has room for */
+#define SIZE_BITS 40u        /* block size field, in granules: 16 TiB */
+#define MAX_GRANULES ((UINT64_C(1) << SIZE_BITS) - 1u)
+
+#define CARVE_MAGIC UINT64_C(0x3170616568657663) /* "cvehea p1" */
+#define CARVE_LAYOUT_VERSION 1u
+#define POISON_BYTE 0xdbu
+
+typedef uint64_t ref;   /* byte offset from the control block; 0 = none */
+typedef uint64_t hword; /* a block header */
+
+/* ---- the control block ---------------------------------------------------- */
+struct carve_heap {
+    /* Immutable after carve_init; covered by control_checksum. */
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t control_size; /* bytes of control block + list heads */
+    uint64_t buffer_size;  /* size given to carve_init */
+    uint64_t lead_pad;     /* heap - buffer */
+    uint64_t arena_begin;  /* offset of the first block header */
+    uint64_t arena_end;    /* offset of the sentinel header */
+    uint64_t salt;         /* keys the header checks to this heap */
+    uint32_t flags;
+    uint32_t policy;
+    uint32_t fl_count;     /* first-level classes in use */
+    uint32_t word_bits;    /* 8 * sizeof(void *) of the creator */
+    uint64_t control_checksum;
+
+    /* Counters (see carve_stats). */
+    uint64_t used_bytes, free_bytes;
+    uint64_t live_blocks, free_blocks, quarantined_blocks;
+    uint64_t live_handles, pinned_handles;
+    uint64_t peak_used_bytes;
+    uint64_t allocs, frees, failed_allocs, compactions, bytes_moved;
+
+    /* The free index: bitmaps over the segregated lists.  Bit fl of
+     * fl_bitmap is set iff sl_bitmap[fl] != 0; bit sl of sl_bitmap[fl] is set
+     * iff heads[fl * SL_COUNT + sl] != 0. */
+    uint64_t fl_bitmap;
+    uint16_t sl_bitmap[FL_LIMIT];
+
+    carve_lock lock;
+
+    /* fl_count * SL_COUNT list heads follow (offsets of free blocks). */
+    ref heads[];
+};
+
+/* ---- addresses ---------------------------------------------------------------
+ * Everything below takes offsets; these two are the only conversions. */
+CARVE_INLINE unsigned char *at(const carve_heap *h, ref off)
+{
+    return (unsigned char *)h + (size_t)off;
+}
+
+CARVE_INLINE ref offset_of(const carve_heap *h, const void *p)
+{
+    return (ref)((const unsigned char *)p - (const unsigned char *)h);
+}
+
+/* ---- errors inside the core ---------------------------------------------- */
+/* Pointer-returning calls report a metadata check failure with this errno. */
+#define CARVE_ERRNO_CORRUPT EIO
+
+/* ---- heap.c ------------------------------------------------------------- */
+uint64_t control_checksum_of(const carve_heap *h);
+bool control_is_valid(const carve_heap *h);
+
+/* The public entry points' locking, for diag.c's entries. */
+void heap_lock_for_diag(carve_heap *h);
+void heap_unlock_for_diag(carve_heap *h);
+
+/* ---- diag.c ------------------------------------------------------------- */
+int check_unlocked(carve_heap *h);
+
+#endif /* CARVE_INTERNAL_H */
