@@ -66,11 +66,13 @@ const char *carve_version(void);
 
 /* Every pointer carve returns is aligned to at least this (>= alignof(max_align_t)). */
 #define CARVE_ALIGNMENT 16u
-/* Bytes of metadata carve keeps per live raw block (a header word before the
- * payload).  A block's size is its request plus this, rounded up to
- * CARVE_ALIGNMENT, and at least CARVE_MIN_BLOCK. */
+/* Bytes of metadata carve keeps per live raw block outside runs (a header
+ * word before the payload).  Such a block's size is its request plus this,
+ * rounded up to CARVE_ALIGNMENT, and at least CARVE_MIN_BLOCK.  Slots in
+ * runs (see CARVE_SMALL_MAX) have no header at all. */
 #define CARVE_BLOCK_OVERHEAD 8u
-/* The smallest block: a request of 1..24 bytes occupies exactly this much. */
+/* The smallest block outside runs: a request of 1..24 bytes occupies
+ * exactly this much there (16 bytes in a run). */
 #define CARVE_MIN_BLOCK 32u
 
 /* ------------------------------------------------------------------------ */
@@ -95,7 +97,19 @@ enum {                               /* carve_options.flags, OR-ed */
     CARVE_THREADSAFE = 1u << 0,      /* every call may come from any thread of this process */
     CARVE_SHARED = 1u << 1,          /* the buffer is shared between processes (implies THREADSAFE) */
     CARVE_POISON = 1u << 2,          /* fill freed payloads with a pattern; detect writes after free */
+    CARVE_NO_RUNS = 1u << 3,         /* serve small requests from the policy's free index too */
 };
+
+/* Small requests and runs.  In a heap whose buffer is at least
+ * CARVE_RUNS_MIN_HEAP bytes, requests of up to CARVE_SMALL_MAX bytes are
+ * served from runs: 8 KiB pages of equal slots (16, 32, ... 256 bytes) with
+ * no per-block header, so a 1..16 byte request takes 16 bytes and small
+ * allocations and frees cost a few instructions.  Runs are carved from, and
+ * given back to, the same free index as every other block.  CARVE_NO_RUNS
+ * (and CARVE_POISON, which checks every block individually) turns them off:
+ * every request then gets its own block from the policy, header included. */
+#define CARVE_SMALL_MAX 256u
+#define CARVE_RUNS_MIN_HEAP (256u * 1024u)
 
 typedef struct carve_options {
     unsigned flags;       /* CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON, or 0 */
@@ -111,6 +125,11 @@ typedef struct carve_options {
  * carve_min_buffer_size(opt) allows at that address, flags has an unknown bit,
  * or policy is not one of carve_policy.  With CARVE_THREADSAFE/CARVE_SHARED it
  * may also fail with the errno of the lock's initialisation.
+ *
+ * The heap's blocks can span up to 16 TiB; the rest of a larger buffer is
+ * not used.  The control block (counters, free-list heads, the bitmap of run
+ * pages) takes from about 800 bytes in the smallest buffer to a few KiB in
+ * large ones; carve_max_alloc_size() tells what is left.
  *
  * Complexity: O(1) (it writes the heap's control block, not the buffer).
  * Thread-safety: the buffer must not be in use by anyone during the call. */
@@ -136,7 +155,9 @@ size_t carve_min_buffer_size(const carve_options *opt);
 
 /* The largest request carve_alloc() can satisfy in a freshly initialised heap
  * made from a buffer of this size, at the least favourable buffer address;
- * 0 if size is below carve_min_buffer_size(opt).  Constant time; thread-safe. */
+ * 0 if size is below carve_min_buffer_size(opt).  It never decreases as
+ * buffer_size grows, so a buffer can be sized by searching over it.
+ * Constant time; thread-safe. */
 size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt);
 
 /* ------------------------------------------------------------------------ */
@@ -237,8 +258,10 @@ typedef enum carve_block_kind {
     CARVE_BLOCK_FREE = 0, /* in the free index */
     CARVE_BLOCK_RAW,      /* live, handed out by carve_alloc and friends */
     CARVE_BLOCK_HANDLE,   /* live, owned by a handle (relocatable) */
-    CARVE_BLOCK_QUARANTINED /* with CARVE_POISON: a free block written after it was
-                               freed; kept out of use for good */
+    CARVE_BLOCK_QUARANTINED, /* with CARVE_POISON: a free block written after it was
+                                freed; kept out of use for good */
+    CARVE_BLOCK_META         /* carve's own bytes inside a run (its header and
+                                tail); runs report their slots as blocks */
 } carve_block_kind;
 
 typedef struct carve_block {

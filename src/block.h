@@ -9,7 +9,7 @@
  *                 bit 1      PREV_FREE  the block before it is free, so the
  *                                       8 bytes before this header are that
  *                                       block's footer
- *                 bits 2-3   KIND       raw, handle or quarantined (live only)
+ *                 bits 2-3   KIND       raw, handle, quarantined or run (live only)
  *                 bits 4-43  size in granules (the whole block)
  *                 bits 44-63 check: a hash of bits 0-43, the header's own
  *                            offset and the heap's salt
@@ -38,7 +38,8 @@
 #define HDR_LOW_BITS 44u
 #define HDR_LOW_MASK ((UINT64_C(1) << HDR_LOW_BITS) - 1u)
 
-enum block_kind { KIND_RAW = 0, KIND_HANDLE = 1, KIND_QUARANTINE = 2 };
+/* KIND_RUN: a block whose payload is a run of small slots (small.h). */
+enum block_kind { KIND_RAW = 0, KIND_HANDLE = 1, KIND_QUARANTINE = 2, KIND_RUN = 3 };
 
 /* ---- the header word ------------------------------------------------------ */
 

@@ -3,6 +3,7 @@
  * the integrity walk, the block walk and the printed map.
  */
 #include "index.h"
+#include "small.h"
 
 #include <inttypes.h>
 
@@ -35,21 +36,38 @@ static size_t clamp_size(uint64_t v)
     return v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 }
 
+/* Free slots in runs are free bytes and free blocks (of one size); the
+ * rest of a run's block (its header, bitmap and tail) counts as used.
+ * Retained empty runs are handed back first, so largest_free is exact. */
 static void stats_unlocked(carve_heap *h, carve_stats *out)
 {
+    (void)small_reclaim(h);
     uint64_t largest = index_largest(h);
     memset(out, 0, sizeof *out);
     out->capacity = clamp_size(h->arena_end - h->arena_begin);
-    out->used_bytes = clamp_size(h->used_bytes);
-    out->free_bytes = clamp_size(h->free_bytes);
+    uint64_t live_slots = h->slot_allocs - h->slot_frees;
+    out->used_bytes = clamp_size(h->used_public);
+    out->free_bytes = clamp_size(h->free_bytes + (h->used_bytes - h->used_public));
     out->largest_free = largest ? clamp_size(bytes_of(largest) - HDR_SIZE) : 0;
-    out->live_blocks = clamp_size(h->live_blocks);
-    out->free_blocks = clamp_size(h->free_blocks);
+    if (h->run_slots > live_slots && out->largest_free < CARVE_SMALL_MAX) {
+        /* A free slot may hold more than the index's largest block. */
+        for (unsigned cls = SMALL_CLASSES; cls-- > 0;) {
+            if (slot_size_of(cls) <= out->largest_free) {
+                break;
+            }
+            if (small_class_has_free_slot(h, cls)) {
+                out->largest_free = (size_t)slot_size_of(cls);
+                break;
+            }
+        }
+    }
+    out->live_blocks = clamp_size(h->live_blocks + live_slots);
+    out->free_blocks = clamp_size(h->free_blocks + (h->run_slots - live_slots));
     out->live_handles = clamp_size(h->live_handles);
     out->pinned_handles = clamp_size(h->pinned_handles);
     out->peak_used_bytes = clamp_size(h->peak_used_bytes);
-    out->allocs = h->allocs;
-    out->frees = h->frees;
+    out->allocs = h->allocs + h->slot_allocs;
+    out->frees = h->frees + h->slot_frees;
     out->failed_allocs = h->failed_allocs;
     out->compactions = h->compactions;
     out->bytes_moved = h->bytes_moved;
@@ -69,6 +87,7 @@ CARVE_EXPORT void carve_get_stats(carve_heap *h, carve_stats *out)
 
 struct chain_totals {
     uint64_t used, free, live, free_blocks, quarantined;
+    struct slot_totals slots;
 };
 
 /* Walks the block chain: headers, boundary tags, no adjacent free blocks,
@@ -96,10 +115,12 @@ static bool chain_is_sound(const carve_heap *h, struct chain_totals *t)
             unsigned kind = hdr_kind(w);
             if (kind == KIND_QUARANTINE) {
                 t->quarantined++;
-            } else if (kind == KIND_RAW || kind == KIND_HANDLE) {
-                t->live++;
+            } else if (kind == KIND_RUN) {
+                if (g != RUN_BLOCK_GRANULES || !small_run_is_sound(h, b, &t->slots)) {
+                    return false;
+                }
             } else {
-                return false;
+                t->live++;
             }
             t->used += bytes_of(g);
         }
@@ -165,13 +186,20 @@ static uint64_t index_node_count(const carve_heap *h)
 
 int check_unlocked(carve_heap *h)
 {
-    struct chain_totals t = {0, 0, 0, 0, 0};
+    struct chain_totals t;
+    memset(&t, 0, sizeof t);
     if (!control_is_valid(h) || !chain_is_sound(h, &t)) {
         return CARVE_ERR_CORRUPT;
     }
     bool counters_agree = t.used == h->used_bytes && t.free == h->free_bytes &&
                           t.live == h->live_blocks && t.free_blocks == h->free_blocks &&
-                          t.quarantined == h->quarantined_blocks;
+                          t.quarantined == h->quarantined_blocks && t.slots.runs == h->runs &&
+                          t.slots.slots == h->run_slots &&
+                          t.slots.live_slots == h->slot_allocs - h->slot_frees &&
+                          t.slots.free_slot_bytes == h->used_bytes - h->used_public;
+    if (h->runs_on ? !small_lists_are_sound(h, &t.slots) : t.slots.runs != 0) {
+        return CARVE_ERR_CORRUPT;
+    }
     /* A quarantined block is the trace of a write after free: the heap
      * stays usable, but it is not healthy. */
     if (!counters_agree || t.quarantined != 0 || index_node_count(h) != t.free_blocks) {
@@ -226,9 +254,19 @@ static int walk_unlocked(carve_heap *h, int (*visit)(const carve_block *b, void 
         if (!block_read(h, b, &w)) {
             return CARVE_ERR_CORRUPT;
         }
-        carve_block info;
-        describe_block(h, b, w, &info);
-        int r = visit(&info, ctx);
+        int r;
+        if (!hdr_is_free(w) && hdr_kind(w) == KIND_RUN) {
+            struct slot_totals ignored;
+            memset(&ignored, 0, sizeof ignored);
+            if (!small_run_is_sound(h, b, &ignored)) {
+                return CARVE_ERR_CORRUPT;
+            }
+            r = small_walk_run(h, b, visit, ctx);
+        } else {
+            carve_block info;
+            describe_block(h, b, w, &info);
+            r = visit(&info, ctx);
+        }
         if (r != 0) {
             return r;
         }
@@ -273,6 +311,8 @@ static const char *kind_name(carve_block_kind kind)
         return "handle";
     case CARVE_BLOCK_QUARANTINED:
         return "quarantined";
+    case CARVE_BLOCK_META:
+        return "run overhead";
     default:
         return "raw";
     }
@@ -305,48 +345,52 @@ static void dump_summary(carve_heap *h, FILE *out)
             s.failed_allocs);
 }
 
-/* One character per 1/64 of the arena: '#' all live, '.' all free, '%'
- * both, 'H' handle blocks, '!' quarantined. */
-static void dump_picture(carve_heap *h, FILE *out)
+/* The picture: one character per 1/64 of the arena. */
+struct picture {
+    uint64_t begin, span;
+    uint64_t live[PICTURE_CELLS], free[PICTURE_CELLS];
+    unsigned char special[PICTURE_CELLS];
+};
+
+static int picture_add(const carve_block *b, void *ctx)
 {
-    uint64_t span = h->arena_end - h->arena_begin;
-    uint64_t live[PICTURE_CELLS] = {0};
-    uint64_t freeb[PICTURE_CELLS] = {0};
-    unsigned char special[PICTURE_CELLS] = {0};
-    for (ref b = h->arena_begin; b < h->arena_end;) {
-        hword w;
-        if (!block_read(h, b, &w)) {
+    struct picture *pic = ctx;
+    uint64_t lo = (uint64_t)b->offset - pic->begin;
+    uint64_t hi = lo + (uint64_t)b->size;
+    for (uint64_t c = lo * PICTURE_CELLS / pic->span; c < PICTURE_CELLS; c++) {
+        uint64_t c_lo = pic->span * c / PICTURE_CELLS;
+        uint64_t c_hi = pic->span * (c + 1u) / PICTURE_CELLS;
+        if (c_lo >= hi) {
             break;
         }
-        uint64_t lo = b - h->arena_begin;
-        uint64_t hi = lo + bytes_of(hdr_granules(w));
-        carve_block_kind kind = public_kind(w);
-        for (unsigned c = (unsigned)(lo * PICTURE_CELLS / span); c < PICTURE_CELLS; c++) {
-            uint64_t c_lo = span * c / PICTURE_CELLS;
-            uint64_t c_hi = span * (c + 1u) / PICTURE_CELLS;
-            if (c_lo >= hi) {
-                break;
-            }
-            uint64_t overlap = (hi < c_hi ? hi : c_hi) - (lo > c_lo ? lo : c_lo);
-            if (kind == CARVE_BLOCK_FREE) {
-                freeb[c] += overlap;
-            } else {
-                live[c] += overlap;
-                if (kind == CARVE_BLOCK_HANDLE && special[c] == 0) {
-                    special[c] = 'H';
-                } else if (kind == CARVE_BLOCK_QUARANTINED) {
-                    special[c] = '!';
-                }
-            }
+        uint64_t overlap = (hi < c_hi ? hi : c_hi) - (lo > c_lo ? lo : c_lo);
+        if (b->kind == CARVE_BLOCK_FREE) {
+            pic->free[c] += overlap;
+        } else {
+            pic->live[c] += overlap;
         }
-        b = block_next(b, hdr_granules(w));
+        if (b->kind == CARVE_BLOCK_HANDLE && pic->special[c] == 0) {
+            pic->special[c] = 'H';
+        } else if (b->kind == CARVE_BLOCK_QUARANTINED) {
+            pic->special[c] = '!';
+        }
     }
+    return 0;
+}
+
+static void dump_picture(carve_heap *h, FILE *out)
+{
+    struct picture pic;
+    memset(&pic, 0, sizeof pic);
+    pic.begin = h->arena_begin;
+    pic.span = h->arena_end - h->arena_begin;
+    (void)walk_unlocked(h, picture_add, &pic);
     fputs("  map |", out);
     for (unsigned c = 0; c < PICTURE_CELLS; c++) {
-        char ch = live[c] && freeb[c] ? '%' : live[c] ? '#' : '.';
-        fputc(special[c] ? special[c] : ch, out);
+        char ch = pic.live[c] && pic.free[c] ? '%' : pic.live[c] ? '#' : '.';
+        fputc(pic.special[c] ? pic.special[c] : ch, out);
     }
-    fputs("|  (# live  . free  % both)\n", out);
+    fputs("|\n        # live  . free  % both  H handles  ! quarantined\n", out);
 }
 
 static void dump_hex(const unsigned char *p, size_t n, FILE *out)
@@ -368,23 +412,27 @@ static void dump_hex(const unsigned char *p, size_t n, FILE *out)
     }
 }
 
+struct block_lines {
+    FILE *out;
+    unsigned flags;
+};
+
+static int block_line(const carve_block *b, void *ctx)
+{
+    const struct block_lines *bl = ctx;
+    fprintf(bl->out, "  %10zu %10zu %10zu  %s\n", b->offset, b->size, b->usable, kind_name(b->kind));
+    if ((bl->flags & CARVE_DUMP_HEX) && b->payload) {
+        dump_hex(b->payload, b->usable, bl->out);
+    }
+    return 0;
+}
+
 static void dump_blocks(carve_heap *h, FILE *out, unsigned flags)
 {
+    struct block_lines bl = {out, flags};
     fprintf(out, "  %10s %10s %10s  %s\n", "offset", "size", "usable", "kind");
-    for (ref b = h->arena_begin; b < h->arena_end;) {
-        hword w;
-        if (!block_read(h, b, &w)) {
-            fprintf(out, "  %10" PRIu64 "  !! header fails its check: the walk stops here\n", b);
-            return;
-        }
-        carve_block info;
-        describe_block(h, b, w, &info);
-        fprintf(out, "  %10zu %10zu %10zu  %s\n", info.offset, info.size, info.usable,
-                kind_name(info.kind));
-        if ((flags & CARVE_DUMP_HEX) && info.payload) {
-            dump_hex(info.payload, info.usable, out);
-        }
-        b = block_next(b, hdr_granules(w));
+    if (walk_unlocked(h, block_line, &bl) == CARVE_ERR_CORRUPT) {
+        fputs("  !! a header fails its check: the walk stops here\n", out);
     }
 }
 

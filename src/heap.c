@@ -10,10 +10,11 @@
  * against their neighbours), so a failing call changes nothing.
  */
 #include "index.h"
+#include "small.h"
 
 #include <errno.h>
 
-#define KNOWN_FLAGS (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON)
+#define KNOWN_FLAGS (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS)
 #define CONTROL_ALIGN 64u
 
 CARVE_EXPORT const char *carve_version(void)
@@ -52,12 +53,15 @@ CARVE_INLINE void debug_check(carve_heap *h)
 
 struct layout {
     uint64_t lead;         /* bytes before the control block */
-    uint64_t control_size; /* control block and list heads */
+    uint64_t control_size; /* control block, list heads and page map */
+    uint64_t pagemap;      /* offset of the page map (0 without runs) */
     uint64_t arena_begin;  /* offset of the first header */
     uint64_t arena_end;    /* offset of the sentinel */
     uint32_t fl_count;
+    bool runs_on;
 };
 
+/* First levels of list heads that index every block of up to granules. */
 static uint32_t fl_count_for(uint64_t granules)
 {
     if (granules > MAX_GRANULES) {
@@ -77,53 +81,100 @@ static uint64_t arena_begin_for(uint64_t control_size)
     return ((control_size + GRANULE - 1u) & ~(uint64_t)(GRANULE - 1u)) + HDR_SIZE;
 }
 
-/* Where everything goes for a buffer at address addr of size bytes; false
- * when it is too small to hold a heap with one minimum block. */
-static bool layout_compute(uintptr_t addr, uint64_t size, struct layout *out)
+/* Words of the page map that cover every run page below avail bytes. */
+static uint64_t pagemap_words_for(uint64_t avail)
+{
+    return (avail >> RUN_SHIFT) / 64u + 1u;
+}
+
+/* The largest block size (in granules) that fl_count first levels index. */
+static uint64_t granules_indexed_by(uint32_t fl_count)
+{
+    return (UINT64_C(1) << (fl_count + 3u)) - 1u;
+}
+
+/* One candidate layout: fl_count first levels of heads and a page map of
+ * words words (it is always reserved, with or without runs, so that turning
+ * runs on never shrinks the arena).  The arena is capped to what both can
+ * cover.  False when not even one minimum block fits. */
+static bool layout_try(uint64_t lead, uint64_t avail, uint32_t fl_count, uint64_t words, struct layout *out)
+{
+    uint64_t pagemap = control_size_for(fl_count);
+    uint64_t control = pagemap + words * 8u;
+    uint64_t begin = arena_begin_for(control);
+    if (avail < begin + bytes_of(MIN_GRANULES) + HDR_SIZE) {
+        return false;
+    }
+    uint64_t granules = (avail - begin - HDR_SIZE) >> GRANULE_SHIFT;
+    uint64_t mapped = words * 64u * RUN_SIZE; /* offsets the page map covers */
+    uint64_t by_map = mapped > begin + HDR_SIZE ? (mapped - begin - HDR_SIZE) >> GRANULE_SHIFT : 0;
+    uint64_t caps[] = {granules_indexed_by(fl_count), by_map, MAX_GRANULES};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        granules = granules < caps[i] ? granules : caps[i];
+    }
+    if (granules < MIN_GRANULES) {
+        return false;
+    }
+    out->lead = lead;
+    out->control_size = control;
+    out->pagemap = pagemap;
+    out->arena_begin = begin;
+    out->arena_end = begin + bytes_of(granules);
+    out->fl_count = fl_count;
+    out->runs_on = false;
+    return true;
+}
+
+/* Where everything goes for a buffer at address addr of size bytes with
+ * these flags; false when it is too small to hold a heap.
+ *
+ * The control block grows in steps with the buffer (one more level of list
+ * heads at each power of two, one more page-map word every 512 KiB).  Of
+ * every level count up to the one the buffer needs, and the page-map size it
+ * needs or one word less (each with the arena capped to what it can index),
+ * the layout with the largest arena wins: so a larger buffer never yields a
+ * smaller arena, and carve_max_alloc_size() is monotonic.  At most
+ * 2 * FL_LIMIT candidates: constant time. */
+static bool layout_compute(uintptr_t addr, uint64_t size, unsigned flags, struct layout *out)
 {
     uint64_t lead = (CONTROL_ALIGN - (uint64_t)(addr % CONTROL_ALIGN)) % CONTROL_ALIGN;
     if (size < lead) {
         return false;
     }
     uint64_t avail = size - lead;
-    uint32_t fl_count = fl_count_for(avail >> GRANULE_SHIFT);
-    uint64_t begin = arena_begin_for(control_size_for(fl_count));
-    if (avail < begin + bytes_of(MIN_GRANULES) + HDR_SIZE) {
-        return false;
+    uint32_t fl_top = fl_count_for(avail >> GRANULE_SHIFT);
+    uint64_t words_top = pagemap_words_for(avail);
+    bool found = false;
+    for (uint32_t fl = 1u; fl <= fl_top; fl++) {
+        for (uint64_t words = words_top > 1u ? words_top - 1u : 1u; words <= words_top; words++) {
+            struct layout l;
+            if (layout_try(lead, avail, fl, words, &l) &&
+                (!found || l.arena_end - l.arena_begin > out->arena_end - out->arena_begin)) {
+                *out = l;
+                found = true;
+            }
+        }
     }
-    uint64_t granules = (avail - begin - HDR_SIZE) >> GRANULE_SHIFT;
-    if (granules > MAX_GRANULES) {
-        granules = MAX_GRANULES;
-    }
-    out->lead = lead;
-    out->control_size = control_size_for(fl_count);
-    out->arena_begin = begin;
-    out->arena_end = begin + bytes_of(granules);
-    out->fl_count = fl_count;
-    return true;
+    out->runs_on = found && !(flags & (CARVE_NO_RUNS | CARVE_POISON)) && size >= CARVE_RUNS_MIN_HEAP;
+    return found;
 }
 
 CARVE_EXPORT size_t carve_min_buffer_size(const carve_options *opt)
 {
-    (void)opt; /* no option changes the layout yet */
-    /* The control block grows with the first-level classes the buffer
-     * needs; find the smallest count that is self-consistent. */
-    for (uint32_t fl = 1; fl < FL_LIMIT; fl++) {
-        uint64_t avail = arena_begin_for(control_size_for(fl)) + bytes_of(MIN_GRANULES) + HDR_SIZE;
-        if (fl_count_for(avail >> GRANULE_SHIFT) <= fl) {
-            return (size_t)(avail + CONTROL_ALIGN - 1u);
-        }
-    }
-    return SIZE_MAX;
+    (void)opt; /* no option changes the smallest layout */
+    /* One level of heads, one page-map word and one minimum block, at the
+     * worst buffer address (63 bytes before the 64-aligned control block). */
+    uint64_t begin = arena_begin_for(control_size_for(1u) + 8u);
+    return (size_t)(CONTROL_ALIGN - 1u + begin + bytes_of(MIN_GRANULES) + HDR_SIZE);
 }
 
 CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt)
 {
-    (void)opt;
+    unsigned flags = opt ? opt->flags : 0u;
     uint64_t worst = UINT64_MAX;
     for (uintptr_t misalign = 0; misalign < CONTROL_ALIGN; misalign++) {
         struct layout l;
-        if (!layout_compute(misalign, buffer_size, &l)) {
+        if (!layout_compute(misalign, buffer_size, flags, &l)) {
             return 0;
         }
         uint64_t payload = l.arena_end - l.arena_begin - HDR_SIZE;
@@ -138,7 +189,8 @@ uint64_t control_checksum_of(const carve_heap *h)
 {
     uint64_t fields[] = {h->magic,       h->layout_version, h->control_size, h->buffer_size,
                          h->lead_pad,    h->arena_begin,    h->arena_end,    h->salt,
-                         h->flags,       h->policy,         h->fl_count,     h->word_bits};
+                         h->flags,       h->policy,         h->fl_count,     h->word_bits,
+                         h->runs_on,     h->pagemap};
     uint64_t sum = UINT64_C(0x6a09e667f3bcc909);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         sum = mix64(sum ^ fields[i]);
@@ -154,8 +206,9 @@ bool control_is_valid(const carve_heap *h)
     uintptr_t addr = (uintptr_t)h - (uintptr_t)h->lead_pad;
     return h->magic == CARVE_MAGIC && h->layout_version == CARVE_LAYOUT_VERSION &&
            h->word_bits == 8u * sizeof(void *) && h->lead_pad < CONTROL_ALIGN &&
-           layout_compute(addr, h->buffer_size, &l) && l.lead == h->lead_pad &&
+           layout_compute(addr, h->buffer_size, h->flags, &l) && l.lead == h->lead_pad &&
            l.control_size == h->control_size && l.arena_begin == h->arena_begin &&
+           l.runs_on == (h->runs_on != 0) && l.pagemap == h->pagemap &&
            l.arena_end == h->arena_end && l.fl_count == h->fl_count &&
            (h->flags & ~(uint32_t)KNOWN_FLAGS) == 0 && h->policy <= CARVE_BEST_FIT &&
            h->control_checksum == control_checksum_of(h);
@@ -177,7 +230,7 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     }
     struct layout l;
     if (!buffer || (o.flags & ~(unsigned)KNOWN_FLAGS) || (unsigned)o.policy > CARVE_BEST_FIT ||
-        !layout_compute((uintptr_t)buffer, size, &l)) {
+        !layout_compute((uintptr_t)buffer, size, o.flags, &l)) {
         errno = EINVAL;
         return NULL;
     }
@@ -198,6 +251,8 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     h->policy = (uint32_t)o.policy;
     h->fl_count = l.fl_count;
     h->word_bits = 8u * (uint32_t)sizeof(void *);
+    h->runs_on = l.runs_on;
+    h->pagemap = l.pagemap;
     if (o.flags & CARVE_THREADSAFE) {
         int err = lock_init(&h->lock, o.flags);
         if (err != 0) {
@@ -264,6 +319,23 @@ static bool request_granules(const carve_heap *h, size_t size, uint64_t *g)
     return true;
 }
 
+/* ---- counters ------------------------------------------------------------------ */
+
+/* Bytes of general blocks going live (delta > 0) or free (delta < 0). */
+static void count_used(carve_heap *h, int64_t delta)
+{
+    h->used_bytes = (uint64_t)((int64_t)h->used_bytes + delta);
+    h->used_public = (uint64_t)((int64_t)h->used_public + delta);
+}
+
+/* peak_used_bytes follows the public used bytes: free slots in runs are free. */
+static void note_peak(carve_heap *h)
+{
+    if (h->used_public > h->peak_used_bytes) {
+        h->peak_used_bytes = h->used_public;
+    }
+}
+
 /* ---- quarantine (CARVE_POISON) ------------------------------------------------ */
 
 /* A free block whose poison was overwritten: taken out of the index and
@@ -277,7 +349,7 @@ static void quarantine(carve_heap *h, ref b, uint64_t g)
     if (block_read(h, n, &nw)) {
         block_set_prev_free(h, n, false);
     }
-    h->used_bytes += bytes_of(g);
+    count_used(h, (int64_t)bytes_of(g));
     h->quarantined_blocks++;
 }
 
@@ -349,23 +421,79 @@ static bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned ki
         block_set_header(h, b, g, flags);
         block_set_prev_free(h, n, false);
     }
-    h->used_bytes += bytes_of(g);
-    h->live_blocks++;
-    h->allocs++;
-    if (h->used_bytes > h->peak_used_bytes) {
-        h->peak_used_bytes = h->used_bytes;
+    count_used(h, (int64_t)bytes_of(g));
+    if (kind != KIND_RUN) { /* a run's slots are counted as they are handed out */
+        h->live_blocks++;
+        h->allocs++;
+        note_peak(h);
     }
     return true;
+}
+
+/* A live general block of g granules, or 0 with errno set.  When the index
+ * has nothing, retained empty runs are handed back first and the search
+ * retried, so they never make an allocation fail. */
+static ref alloc_block(carve_heap *h, uint64_t g, unsigned kind)
+{
+    uint64_t bg;
+    ref b = claim_free_block(h, g, &bg);
+    if (b == 0 && errno == ENOMEM && small_reclaim(h)) {
+        b = claim_free_block(h, g, &bg);
+    }
+    return b && carve_out(h, b, bg, g, kind, false) ? b : 0;
+}
+
+/* A live block of g granules whose payload address minus origin is a
+ * multiple of alignment (a power of two above GRANULE), or 0 with errno. */
+static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, uintptr_t origin, unsigned kind)
+{
+    /* Room for the worst lead: up to alignment - 16 bytes, or alignment + 16
+     * when the natural lead (16) is too small to be a free block of its own. */
+    uint64_t lead_room = (alignment >> GRANULE_SHIFT) + 1u;
+    uint64_t bg;
+    if (alignment > h->arena_end - h->arena_begin) {
+        errno = ENOMEM;
+        return 0;
+    }
+    ref b = claim_free_block(h, g + lead_room, &bg);
+    if (b == 0 && errno == ENOMEM && small_reclaim(h)) {
+        b = claim_free_block(h, g + lead_room, &bg);
+    }
+    if (b == 0) {
+        return 0;
+    }
+    uint64_t payload = (uint64_t)((uintptr_t)block_payload(h, b) - origin);
+    uint64_t lead = (alignment - payload % alignment) % alignment;
+    if (lead != 0 && lead < bytes_of(MIN_GRANULES)) {
+        lead += alignment;
+    }
+    uint64_t lead_g = lead >> GRANULE_SHIFT;
+    if (lead_g) {
+        /* The slack in front goes back to the index as a free block; the
+         * block before b is live (free blocks never touch). */
+        block_make_free(h, b, lead_g);
+        if (h->flags & CARVE_POISON) {
+            block_poison(h, b, lead_g);
+        }
+        index_insert(h, b, lead_g);
+    }
+    ref a = b + lead;
+    return carve_out(h, a, bg - lead_g, g, kind, lead_g != 0) ? a : 0;
 }
 
 static void *alloc_unlocked(carve_heap *h, size_t size)
 {
     uint64_t g;
-    uint64_t bg;
     ref b;
+    if (size <= SMALL_MAX && h->runs_on) {
+        void *p = small_alloc(h, size);
+        if (CARVE_LIKELY(p != NULL)) {
+            return p;
+        }
+    }
     if (!request_granules(h, size, &g)) {
         errno = ENOMEM;
-    } else if ((b = claim_free_block(h, g, &bg)) != 0 && carve_out(h, b, bg, g, KIND_RAW, false)) {
+    } else if ((b = alloc_block(h, g, KIND_RAW)) != 0) {
         return block_payload(h, b);
     }
     h->failed_allocs++;
@@ -375,36 +503,24 @@ static void *alloc_unlocked(carve_heap *h, size_t size)
 static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size)
 {
     uint64_t g;
-    uint64_t bg;
     ref b;
-    /* Room for the worst lead: up to alignment - 16 bytes, or alignment + 16
-     * when the natural lead (16) is too small to be a free block of its own. */
-    uint64_t lead_room = ((uint64_t)alignment >> GRANULE_SHIFT) + 1u;
-    if (!request_granules(h, size, &g) || (uint64_t)alignment > h->arena_end - h->arena_begin) {
+    if (!request_granules(h, size, &g)) {
         errno = ENOMEM;
-    } else if ((b = claim_free_block(h, g + lead_room, &bg)) != 0) {
-        uintptr_t payload = (uintptr_t)block_payload(h, b);
-        uint64_t lead = (uint64_t)((alignment - payload % alignment) % alignment);
-        if (lead != 0 && lead < bytes_of(MIN_GRANULES)) {
-            lead += alignment;
-        }
-        uint64_t lead_g = lead >> GRANULE_SHIFT;
-        if (lead_g) {
-            /* The slack in front goes back to the index as a free block;
-             * the block before b is live (free blocks never touch). */
-            block_make_free(h, b, lead_g);
-            if (h->flags & CARVE_POISON) {
-                block_poison(h, b, lead_g);
-            }
-            index_insert(h, b, lead_g);
-        }
-        ref a = b + lead;
-        if (carve_out(h, a, bg - lead_g, g, KIND_RAW, lead_g != 0)) {
-            return block_payload(h, a);
-        }
+    } else if ((b = alloc_aligned_block(h, g, alignment, 0, KIND_RAW)) != 0) {
+        return block_payload(h, b);
     }
     h->failed_allocs++;
     return NULL;
+}
+
+/* ---- run blocks (small.c) ---------------------------------------------------------- */
+
+ref heap_claim_run_block(carve_heap *h)
+{
+    int saved = errno; /* a run that cannot be made is not an error yet */
+    ref b = alloc_aligned_block(h, RUN_BLOCK_GRANULES, RUN_SIZE, (uintptr_t)h, KIND_RUN);
+    errno = saved;
+    return b;
 }
 
 /* ---- finding a live block from a pointer --------------------------------------- */
@@ -490,7 +606,7 @@ static int release_block(carve_heap *h, ref b, hword w)
         block_poison(h, start, total);
     }
     index_insert(h, start, total);
-    h->used_bytes -= bytes_of(g);
+    count_used(h, -(int64_t)bytes_of(g));
     h->live_blocks--;
     h->frees++;
     return CARVE_OK;
@@ -498,10 +614,25 @@ static int release_block(carve_heap *h, ref b, hword w)
 
 static int free_unlocked(carve_heap *h, void *ptr)
 {
+    if (small_owns(h, ptr)) {
+        return small_free(h, ptr);
+    }
     ref b;
     hword w;
     int st = locate_live(h, ptr, &b, &w);
     return st != CARVE_OK ? st : release_block(h, b, w);
+}
+
+void heap_release_run_block(carve_heap *h, ref b)
+{
+    hword w;
+    if (block_read(h, b, &w) && !hdr_is_free(w) && hdr_kind(w) == KIND_RUN) {
+        /* release_block counts a user block; a run block is not one. */
+        if (release_block(h, b, w) == CARVE_OK) {
+            h->live_blocks++;
+            h->frees--;
+        }
+    }
 }
 
 /* ---- realloc --------------------------------------------------------------------- */
@@ -536,7 +667,7 @@ static void shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want)
         block_poison(h, t, tail);
     }
     index_insert(h, t, tail);
-    h->used_bytes -= bytes_of(g - want);
+    count_used(h, -(int64_t)bytes_of(g - want));
 }
 
 /* Grows live block b into the free block after it, if that holds enough.
@@ -570,15 +701,36 @@ static bool grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
         block_set_header(h, b, total, hdr_flags(w));
         block_set_prev_free(h, after, false);
     }
-    h->used_bytes += bytes_of(total - g);
-    if (h->used_bytes > h->peak_used_bytes) {
-        h->peak_used_bytes = h->used_bytes;
-    }
+    count_used(h, (int64_t)bytes_of(total - g));
     return true;
+}
+
+/* realloc of a slot in a run: it stays while the new size fits the slot,
+ * and moves otherwise. */
+static void *realloc_slot(carve_heap *h, void *ptr, size_t size)
+{
+    uint64_t slot = small_usable(h, ptr);
+    if (slot == 0) {
+        int st = small_free(h, ptr); /* not live: learn why without changing anything */
+        errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        return NULL;
+    }
+    if ((uint64_t)size <= slot) {
+        return ptr;
+    }
+    void *q = alloc_unlocked(h, size);
+    if (q) {
+        memcpy(q, ptr, (size_t)slot);
+        (void)small_free(h, ptr);
+    }
+    return q;
 }
 
 static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
 {
+    if (small_owns(h, ptr)) {
+        return realloc_slot(h, ptr, size);
+    }
     ref b;
     hword w;
     int st = locate_live(h, ptr, &b, &w);
@@ -598,6 +750,7 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
         return ptr;
     }
     if (grow_in_place(h, b, w, want)) {
+        note_peak(h);
         return ptr;
     }
     void *q = alloc_unlocked(h, size);
@@ -714,7 +867,9 @@ CARVE_EXPORT size_t carve_usable_size(carve_heap *h, const void *ptr)
     ref b;
     hword w;
     size_t n = 0;
-    if (locate_live(h, ptr, &b, &w) == CARVE_OK) {
+    if (small_owns(h, ptr)) {
+        n = (size_t)small_usable(h, ptr);
+    } else if (locate_live(h, ptr, &b, &w) == CARVE_OK) {
         n = (size_t)(bytes_of(hdr_granules(w)) - HDR_SIZE);
     }
     heap_unlock(h);

@@ -47,6 +47,8 @@
 #define SIZE_BITS 40u        /* block size field, in granules: 16 TiB */
 #define MAX_GRANULES ((UINT64_C(1) << SIZE_BITS) - 1u)
 
+#define SMALL_MAX 256u     /* requests up to this come from runs of slots */
+#define SMALL_CLASSES (SMALL_MAX / GRANULE)
 #define CARVE_MAGIC UINT64_C(0x3170616568657663) /* "cvehea p1" */
 #define CARVE_LAYOUT_VERSION 1u
 #define POISON_BYTE 0xdbu
@@ -69,6 +71,9 @@ struct carve_heap {
     uint32_t policy;
     uint32_t fl_count;     /* first-level classes in use */
     uint32_t word_bits;    /* 8 * sizeof(void *) of the creator */
+    uint32_t runs_on;      /* small requests come from runs (small.h) */
+    uint32_t reserved0;
+    uint64_t pagemap;      /* offset of the bitmap of run pages */
     uint64_t control_checksum;
 
     /* Counters (see carve_stats). */
@@ -77,6 +82,17 @@ struct carve_heap {
     uint64_t live_handles, pinned_handles;
     uint64_t peak_used_bytes;
     uint64_t allocs, frees, failed_allocs, compactions, bytes_moved;
+
+    /* Runs of small slots (small.h).  used_bytes counts a run's whole
+     * block; used_public counts only its overhead and live slots, so
+     * used_bytes - used_public is the bytes of free slots.  The number of
+     * live slots is slot_allocs - slot_frees. */
+    uint64_t used_public;
+    uint64_t runs, run_slots, slot_allocs, slot_frees;
+    struct small_class {
+        ref current; /* the run slots are taken from, or 0 */
+        ref partial; /* runs with free slots, not current */
+    } small[SMALL_CLASSES];
 
     /* The free index: bitmaps over the segregated lists.  Bit fl of
      * fl_bitmap is set iff sl_bitmap[fl] != 0; bit sl of sl_bitmap[fl] is set

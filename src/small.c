@@ -1,0 +1,262 @@
+/*
+ * small.c: runs of equal-size slots: the slow paths (making, switching and
+ * unmaking runs) and their diagnostics.  The fast paths are in small.h.
+ */
+#include "small.h"
+
+/* The tables follow from RUN_SIZE = 8 KiB and the 32-byte run header:
+ * slot0 = round_up_16(32 + 8 * ceil((RUN_SIZE / slot) / 64)),
+ * nslots = (RUN_SIZE - slot0) / slot.  run_geometry_holds() re-derives them. */
+const uint16_t run_slot0[SMALL_CLASSES] = {96, 64, 64, 48, 48, 48, 48, 48,
+                                           48, 48, 48, 48, 48, 48, 48, 48};
+const uint16_t run_nslots[SMALL_CLASSES] = {506, 254, 169, 127, 101, 84, 72, 63,
+                                            56,  50,  46,  42,  39,  36, 33, 31};
+const uint8_t run_words[SMALL_CLASSES] = {8, 4, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+const uint32_t slot_reciprocal[SMALL_CLASSES] = {65536, 32768, 21846, 16384, 13108, 10923,
+                                                 9363,  8192,  7282,  6554,  5958,  5462,
+                                                 5042,  4682,  4370,  4096};
+
+/* ---- the page map -------------------------------------------------------------------- */
+
+static void page_mark(carve_heap *h, ref r, bool is_run)
+{
+    uint64_t page = r >> RUN_SHIFT;
+    unsigned char *word = at(h, h->pagemap + (page >> 6) * 8u);
+    uint64_t bit = UINT64_C(1) << (page & 63u);
+    uint64_t v = load64(word);
+    store64(word, is_run ? v | bit : v & ~bit);
+}
+
+/* ---- partial lists ------------------------------------------------------------------- */
+
+static void partial_push(carve_heap *h, unsigned cls, ref r)
+{
+    struct run *run = run_at(h, r);
+    ref head = h->small[cls].partial;
+    run->prev = 0;
+    run->next = head;
+    if (head) {
+        run_at(h, head)->prev = r;
+    }
+    h->small[cls].partial = r;
+}
+
+static void partial_unlink(carve_heap *h, unsigned cls, ref r)
+{
+    struct run *run = run_at(h, r);
+    if (run->next) {
+        run_at(h, run->next)->prev = run->prev;
+    }
+    if (run->prev) {
+        run_at(h, run->prev)->next = run->next;
+    } else {
+        h->small[cls].partial = run->next;
+    }
+    run->next = run->prev = 0;
+}
+
+/* ---- making and unmaking runs ---------------------------------------------------------- */
+
+static uint64_t run_slot_bytes(unsigned cls)
+{
+    return run_nslots[cls] * slot_size_of(cls);
+}
+
+static ref run_create(carve_heap *h, unsigned cls)
+{
+    ref b = heap_claim_run_block(h);
+    if (b == 0) {
+        return 0;
+    }
+    ref r = b + HDR_SIZE;
+    unsigned nslots = run_nslots[cls];
+    unsigned words = run_words[cls];
+    struct run *run = run_at(h, r);
+    run->cls = (uint16_t)cls;
+    run->nfree = (uint16_t)nslots;
+    run->hint = 0;
+    run->unused = 0;
+    run->next = run->prev = 0;
+    memset(run->live, 0, (size_t)words * 8u);
+    if (nslots % 64u) {
+        run->live[words - 1u] = ~UINT64_C(0) << (nslots % 64u); /* past the last slot */
+    }
+    run->tag = run_tag(h, r, cls);
+    page_mark(h, r, true);
+    h->runs++;
+    h->run_slots += nslots;
+    h->used_public -= run_slot_bytes(cls); /* its slots are free bytes */
+    return r;
+}
+
+/* An empty run goes back to the general heap. */
+static void run_destroy(carve_heap *h, ref r, unsigned cls)
+{
+    run_at(h, r)->tag = 0;
+    page_mark(h, r, false);
+    h->runs--;
+    h->run_slots -= run_nslots[cls];
+    h->used_public += run_slot_bytes(cls); /* release_block takes the whole block off */
+    heap_release_run_block(h, r - HDR_SIZE);
+}
+
+ref small_refill(carve_heap *h, unsigned cls)
+{
+    ref r = h->small[cls].partial;
+    if (r) {
+        if (!run_is_valid(h, r, cls) || run_at(h, r)->nfree == 0) {
+            return 0; /* damaged: carve_check reports it; the caller falls back */
+        }
+        partial_unlink(h, cls, r);
+    } else {
+        r = run_create(h, cls);
+    }
+    /* The old current run is full and stays in no list until a slot of it
+     * is freed. */
+    h->small[cls].current = r;
+    return r;
+}
+
+void small_free_transition(carve_heap *h, ref r, unsigned cls)
+{
+    if (r == h->small[cls].current) {
+        return; /* the current run is retained, even empty */
+    }
+    struct run *run = run_at(h, r);
+    if (run->nfree == 1u) {
+        partial_push(h, cls, r); /* it was full */
+    }
+    if (run->nfree == run_nslots[cls]) {
+        partial_unlink(h, cls, r);
+        run_destroy(h, r, cls);
+    }
+}
+
+bool small_class_has_free_slot(const carve_heap *h, unsigned cls)
+{
+    ref cur = h->small[cls].current;
+    return h->small[cls].partial != 0 || (cur != 0 && run_at(h, cur)->nfree > 0);
+}
+
+bool small_reclaim(carve_heap *h)
+{
+    bool any = false;
+    for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
+        ref r = h->small[cls].current;
+        if (r && run_is_valid(h, r, cls) && run_at(h, r)->nfree == run_nslots[cls]) {
+            h->small[cls].current = 0;
+            run_destroy(h, r, cls);
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* ---- diagnostics ------------------------------------------------------------------- */
+
+static unsigned popcount64(uint64_t x)
+{
+    unsigned n = 0;
+    while (x) {
+        x &= x - 1u;
+        n++;
+    }
+    return n;
+}
+
+/* The tables are what the formula in the comment above them gives. */
+static bool run_geometry_holds(unsigned cls)
+{
+    uint64_t slot = slot_size_of(cls);
+    uint64_t words = (RUN_SIZE / slot + 63u) / 64u;
+    uint64_t slot0 = (sizeof(struct run) + words * 8u + GRANULE - 1u) & ~(uint64_t)(GRANULE - 1u);
+    uint64_t nslots = (RUN_SIZE - slot0) / slot;
+    return run_slot0[cls] == slot0 && run_nslots[cls] == nslots &&
+           run_words[cls] == (nslots + 63u) / 64u && run_words[cls] <= words;
+}
+
+bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t)
+{
+    ref r = b + HDR_SIZE;
+    const struct run *run = run_at(h, r);
+    unsigned cls = run->cls;
+    if ((r & (RUN_SIZE - 1u)) != 0 || !h->runs_on || !page_is_run(h, r) || !run_is_valid(h, r, cls) ||
+        !run_geometry_holds(cls)) {
+        return false;
+    }
+    unsigned nslots = run_nslots[cls];
+    unsigned words = run_words[cls];
+    unsigned live = 0;
+    for (unsigned w = 0; w < words; w++) {
+        live += popcount64(run->live[w]);
+        if (w < run->hint && run->live[w] != ~UINT64_C(0)) {
+            return false;
+        }
+    }
+    unsigned past_end = words * 64u - nslots;
+    if (run->nfree > nslots || run->hint >= words || live != nslots - run->nfree + past_end ||
+        (past_end && (run->live[words - 1u] >> (64u - past_end)) != (UINT64_C(1) << past_end) - 1u)) {
+        return false;
+    }
+    bool current = h->small[cls].current == r;
+    if (!current && run->nfree == nslots) {
+        return false; /* an empty run that is not current should be gone */
+    }
+    t->runs++;
+    t->slots += nslots;
+    t->live_slots += nslots - run->nfree;
+    t->free_slot_bytes += run->nfree * slot_size_of(cls);
+    t->partial += (!current && run->nfree > 0) ? 1u : 0u;
+    return true;
+}
+
+bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t)
+{
+    uint64_t listed = 0;
+    for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
+        ref cur = h->small[cls].current;
+        if (cur && (cur >= h->arena_end || (cur & (RUN_SIZE - 1u)) || !page_is_run(h, cur) ||
+                    !run_is_valid(h, cur, cls))) {
+            return false;
+        }
+        ref prev = 0;
+        for (ref r = h->small[cls].partial; r; r = run_at(h, r)->next) {
+            if (r >= h->arena_end || (r & (RUN_SIZE - 1u)) || !page_is_run(h, r) ||
+                !run_is_valid(h, r, cls) || run_at(h, r)->prev != prev || r == cur ||
+                ++listed > t->partial) {
+                return false;
+            }
+            prev = r;
+        }
+    }
+    uint64_t marked = 0;
+    for (ref page = 0; page <= (h->arena_end >> RUN_SHIFT); page++) {
+        marked += page_is_run(h, page << RUN_SHIFT) ? 1u : 0u;
+    }
+    return listed == t->partial && marked == t->runs;
+}
+
+int small_walk_run(carve_heap *h, ref b, int (*visit)(const carve_block *b, void *ctx), void *ctx)
+{
+    ref r = b + HDR_SIZE;
+    const struct run *run = run_at(h, r);
+    unsigned cls = run->cls;
+    uint64_t slot = slot_size_of(cls);
+    ref first = r + run_slot0[cls];
+    ref slots_end = first + run_nslots[cls] * slot;
+    carve_block piece = {(size_t)b, (size_t)(first - b), 0, NULL, CARVE_BLOCK_META, 0};
+    int rc = visit(&piece, ctx);
+    for (uint64_t i = 0; rc == 0 && i < run_nslots[cls]; i++) {
+        ref s = first + i * slot;
+        bool live = slot_is_live(run, i);
+        carve_block sb = {(size_t)s, (size_t)slot, live ? (size_t)slot : 0, live ? at(h, s) : NULL,
+                          live ? CARVE_BLOCK_RAW : CARVE_BLOCK_FREE, 0};
+        rc = visit(&sb, ctx);
+    }
+    if (rc == 0) {
+        carve_block tail = {(size_t)slots_end, (size_t)(b + bytes_of(RUN_BLOCK_GRANULES) - slots_end),
+                            0, NULL, CARVE_BLOCK_META, 0};
+        rc = visit(&tail, ctx);
+    }
+    return rc;
+}

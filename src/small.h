@@ -1,0 +1,259 @@
+/*
+ * small.h: runs of equal-size slots for small requests.
+ *
+ * Real programs allocate mostly small blocks, and small blocks are where a
+ * per-block header costs the most (a 16-byte request with an 8-byte header
+ * takes 32 bytes).  So requests up to SMALL_MAX bytes are served from runs:
+ * a run is one live general block whose payload is an 8 KiB page, aligned
+ * to 8 KiB relative to the heap's start, holding a small header, a bitmap of
+ * live slots, and slots of one size class (16, 32, ... 256 bytes).  A slot
+ * has no header at all: its run is found from the page, which a bitmap of
+ * pages in the control block marks as a run.
+ *
+ *   run payload:  [tag | class nfree hint | next | prev][live bitmap][slots ...]
+ *
+ * Per class, allocation takes a slot from the class's current run; runs
+ * that have free slots and are not current wait in the class's partial
+ * list; full runs are in no list.  A run that becomes empty goes back to
+ * the general heap at once, except the current run, which is retained (so a
+ * program that allocates and frees one object does not thrash) and handed
+ * back whenever the general heap runs short or statistics are read, so the
+ * contract's promises about largest_free stay exact.
+ *
+ * When no run can be made (the general heap has no aligned 8 KiB window),
+ * the request falls back to the general heap, so runs never make an
+ * allocation fail that the general heap could serve.
+ *
+ * Invariants (checked by carve_check):
+ *   - a page's bit is set iff a run's payload starts there;
+ *   - each run's tag matches its offset and class;
+ *   - nfree = nslots - popcount(live bitmap); bitmap bits past nslots are set;
+ *   - no word of the live bitmap before hint has a free bit;
+ *   - a run is in its class's partial list iff it is not current and
+ *     0 < nfree;  no run other than a current one is empty.
+ */
+#ifndef CARVE_SMALL_H
+#define CARVE_SMALL_H
+
+#include "block.h"
+
+#define RUN_SHIFT 13u
+#define RUN_SIZE (1u << RUN_SHIFT)
+/* A run's general block: header word before the page, 8 spare bytes after. */
+#define RUN_BLOCK_GRANULES ((RUN_SIZE + GRANULE) >> GRANULE_SHIFT)
+
+struct run {
+    uint64_t tag;    /* run_tag(): validates the header */
+    uint16_t cls;    /* slot size = 16 * (cls + 1); the geometry tables below */
+    uint16_t nfree;  /* slots not live */
+    uint16_t hint;   /* no live-bitmap word before this one has a free bit */
+    uint16_t unused;
+    ref next, prev;  /* the class's partial list */
+    uint64_t live[]; /* bit i set: slot i is live (bits past the last slot are set) */
+};
+
+/* Geometry of a run of each class: the header and bitmap come first,
+ * rounded up to a granule, then as many slots as fit in RUN_SIZE. */
+extern const uint16_t run_slot0[SMALL_CLASSES];
+extern const uint16_t run_nslots[SMALL_CLASSES];
+extern const uint8_t run_words[SMALL_CLASSES];
+extern const uint32_t slot_reciprocal[SMALL_CLASSES];
+
+CARVE_INLINE unsigned small_class_of(size_t size)
+{
+    return (unsigned)((size - 1u) >> GRANULE_SHIFT);
+}
+
+CARVE_INLINE uint64_t slot_size_of(unsigned cls)
+{
+    return (uint64_t)(cls + 1u) << GRANULE_SHIFT;
+}
+
+CARVE_INLINE struct run *run_at(const carve_heap *h, ref r)
+{
+    return (struct run *)(void *)at(h, r);
+}
+
+/* A run's tag binds its header to its offset and class; everything else
+ * about its shape comes from the class's tables. */
+CARVE_INLINE uint64_t run_tag(const carve_heap *h, ref r, unsigned cls)
+{
+    return r ^ h->salt ^ ((uint64_t)cls << 56);
+}
+
+CARVE_INLINE bool run_is_valid(const carve_heap *h, ref r, unsigned cls)
+{
+    return cls < SMALL_CLASSES && run_at(h, r)->tag == run_tag(h, r, cls);
+}
+
+/* Whether the page holding offset off is a run. */
+CARVE_INLINE bool page_is_run(const carve_heap *h, ref off)
+{
+    uint64_t page = off >> RUN_SHIFT;
+    return (load64(at(h, h->pagemap + (page >> 6) * 8u)) >> (page & 63u)) & 1u;
+}
+
+/* Whether p, a pointer a caller handed in, lies in a run of this heap. */
+CARVE_INLINE bool small_owns(const carve_heap *h, const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t base = (uintptr_t)h;
+    return h->runs_on && a >= base + (uintptr_t)h->arena_begin && a < base + (uintptr_t)h->arena_end &&
+           page_is_run(h, (ref)(a - base));
+}
+
+/* rel / (16 * (cls + 1)) for rel < RUN_SIZE, by multiplication: with
+ * m = ceil(2^16 / d) the quotient (n * m) >> 16 is exact for n < 2^16 / d. */
+CARVE_INLINE uint64_t slot_index(uint64_t rel, unsigned cls)
+{
+    return ((rel >> GRANULE_SHIFT) * slot_reciprocal[cls]) >> 16;
+}
+
+CARVE_INLINE void count_slot(carve_heap *h, unsigned cls, bool allocated)
+{
+    if (allocated) {
+        h->slot_allocs++;
+        h->used_public += slot_size_of(cls);
+        if (h->used_public > h->peak_used_bytes) {
+            h->peak_used_bytes = h->used_public;
+        }
+    } else {
+        h->slot_frees++;
+        h->used_public -= slot_size_of(cls);
+    }
+}
+
+/* ---- small.c: the slow paths -------------------------------------------------- */
+
+/* Makes a run with a free slot current for cls and returns it; 0 when none
+ * can be had. */
+ref small_refill(carve_heap *h, unsigned cls);
+/* After a free made run r of cls go from full to one free slot, or empty. */
+void small_free_transition(carve_heap *h, ref r, unsigned cls);
+
+/* ---- the fast paths ---------------------------------------------------------------- */
+
+/* A slot for size bytes (1..SMALL_MAX); NULL when no run has a free slot and
+ * no new run can be made (errno untouched: the caller falls back). */
+CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
+{
+    unsigned cls = small_class_of(size);
+    ref r = h->small[cls].current;
+    if (CARVE_UNLIKELY(r == 0 || run_at(h, r)->nfree == 0)) {
+        r = small_refill(h, cls);
+        if (r == 0) {
+            return NULL;
+        }
+    }
+    struct run *run = run_at(h, r);
+    unsigned words = run_words[cls];
+    unsigned w = run->hint;
+    while (w < words && run->live[w] == ~UINT64_C(0)) {
+        w++;
+    }
+    if (CARVE_UNLIKELY(w >= words)) {
+        return NULL; /* nfree disagrees with the bitmap: damaged; carve_check says so */
+    }
+    unsigned bit = lsb64(~run->live[w]);
+    uint64_t i = (uint64_t)w * 64u + bit;
+    if (CARVE_UNLIKELY(i >= run_nslots[cls])) {
+        return NULL; /* a cleared bit past the last slot: damaged */
+    }
+    run->live[w] |= UINT64_C(1) << bit;
+    run->hint = (uint16_t)w;
+    run->nfree--;
+    count_slot(h, cls, true);
+    return at(h, r + run_slot0[cls] + i * slot_size_of(cls));
+}
+
+/* The run and slot index of p (small_owns(h, p) holds); a status when p is
+ * not a slot's start or the run's header fails its check. */
+CARVE_INLINE int small_locate(const carve_heap *h, const void *p, ref *ro, uint64_t *io)
+{
+    ref off = offset_of(h, p);
+    ref r = off & ~(ref)(RUN_SIZE - 1u);
+    unsigned cls = run_at(h, r)->cls;
+    if (CARVE_UNLIKELY(!run_is_valid(h, r, cls))) {
+        return CARVE_ERR_CORRUPT;
+    }
+    uint64_t rel = off - r - run_slot0[cls]; /* wraps when p is in the header */
+    uint64_t i = slot_index(rel & (RUN_SIZE - 1u), cls);
+    if (CARVE_UNLIKELY(rel >= RUN_SIZE || i * slot_size_of(cls) != rel || i >= run_nslots[cls])) {
+        return CARVE_ERR_NOT_OWNED;
+    }
+    *ro = r;
+    *io = i;
+    return CARVE_OK;
+}
+
+CARVE_INLINE bool slot_is_live(const struct run *run, uint64_t i)
+{
+    return (run->live[i / 64u] >> (i % 64u)) & 1u;
+}
+
+/* Frees a slot in a run (small_owns(h, p) holds): CARVE_OK,
+ * CARVE_ERR_DOUBLE_FREE, CARVE_ERR_NOT_OWNED or CARVE_ERR_CORRUPT. */
+CARVE_INLINE int small_free(carve_heap *h, void *p)
+{
+    ref r;
+    uint64_t i;
+    int st = small_locate(h, p, &r, &i);
+    if (CARVE_UNLIKELY(st != CARVE_OK)) {
+        return st;
+    }
+    struct run *run = run_at(h, r);
+    unsigned cls = run->cls;
+    uint64_t mask = UINT64_C(1) << (i % 64u);
+    unsigned w = (unsigned)(i / 64u);
+    if (CARVE_UNLIKELY(!(run->live[w] & mask))) {
+        return CARVE_ERR_DOUBLE_FREE;
+    }
+    run->live[w] &= ~mask;
+    if (w < run->hint) {
+        run->hint = (uint16_t)w;
+    }
+    unsigned nfree = ++run->nfree;
+    count_slot(h, cls, false);
+    if (CARVE_UNLIKELY(nfree == 1u || nfree == run_nslots[cls])) {
+        small_free_transition(h, r, cls);
+    }
+    return CARVE_OK;
+}
+
+/* The slot size of a live slot, or 0 when p is not one. */
+CARVE_INLINE uint64_t small_usable(const carve_heap *h, const void *p)
+{
+    ref r;
+    uint64_t i;
+    if (small_locate(h, p, &r, &i) != CARVE_OK || !slot_is_live(run_at(h, r), i)) {
+        return 0;
+    }
+    return slot_size_of(run_at(h, r)->cls);
+}
+
+/* ---- small.c: the rest ---------------------------------------------------------- */
+
+/* Whether some run of class cls has a free slot. */
+bool small_class_has_free_slot(const carve_heap *h, unsigned cls);
+/* Hands every retained empty run back to the general heap; true if any. */
+bool small_reclaim(carve_heap *h);
+
+/* For diag.c: validates run block b (its header word w) and adds its slots
+ * to the totals; false on any violation. */
+struct slot_totals {
+    uint64_t runs, slots, live_slots, free_slot_bytes;
+    uint64_t partial; /* runs that belong in a partial list */
+};
+bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t);
+/* Whether every class's current run and partial list, and the page map,
+ * agree with what the chain walk found. */
+bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t);
+/* Calls visit for a run's pieces in address order: its overhead as one
+ * CARVE_BLOCK_META block, then each slot (raw or free), then its tail. */
+int small_walk_run(carve_heap *h, ref b, int (*visit)(const carve_block *b, void *ctx), void *ctx);
+
+/* From heap.c: a run's general block, and giving it back. */
+ref heap_claim_run_block(carve_heap *h);
+void heap_release_run_block(carve_heap *h, ref b);
+
+#endif /* CARVE_SMALL_H */
