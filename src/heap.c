@@ -481,12 +481,35 @@ static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, ui
     return carve_out(h, a, bg - lead_g, g, kind, lead_g != 0) ? a : 0;
 }
 
+/* Whether the index holds a free block under 256 bytes (the exact-size
+ * classes of the first level) that fits g granules. */
+static bool small_fragment_fits(const carve_heap *h, uint64_t g)
+{
+    return g < SL_COUNT && class_first_nonempty(h, class_of(g)) < SL_COUNT;
+}
+
+/* A small request: the current run's next slot; else a small fragment of the
+ * general heap (see small.h); else a slot of a refilled run.  NULL sends the
+ * request to the general heap. */
+static void *alloc_small(carve_heap *h, size_t size)
+{
+    void *p = small_alloc(h, size);
+    if (CARVE_LIKELY(p != NULL)) {
+        return p;
+    }
+    uint64_t g;
+    if (request_granules(h, size, &g) && small_fragment_fits(h, g)) {
+        return NULL;
+    }
+    return small_refill(h, small_class_of(size)) ? small_alloc(h, size) : NULL;
+}
+
 static void *alloc_unlocked(carve_heap *h, size_t size)
 {
     uint64_t g;
     ref b;
     if (size <= SMALL_MAX && h->runs_on) {
-        void *p = small_alloc(h, size);
+        void *p = alloc_small(h, size);
         if (CARVE_LIKELY(p != NULL)) {
             return p;
         }

@@ -20,9 +20,13 @@
  * back whenever the general heap runs short or statistics are read, so the
  * contract's promises about largest_free stay exact.
  *
- * When no run can be made (the general heap has no aligned 8 KiB window),
- * the request falls back to the general heap, so runs never make an
- * allocation fail that the general heap could serve.
+ * When a class's current run is used up, a free general block smaller than
+ * 256 bytes that holds the request is taken first: no general request is
+ * that small, so without this such fragments (left by splitting) would be
+ * dead space.  Only then does the class take a partial run or make a new
+ * one.  When no run can be made (the general heap has no aligned 8 KiB
+ * window), the request falls back to the general heap, so runs never make
+ * an allocation fail that the general heap could serve.
  *
  * Invariants (checked by carve_check):
  *   - a page's bit is set iff a run's payload starts there;
@@ -133,17 +137,14 @@ void small_free_transition(carve_heap *h, ref r, unsigned cls);
 
 /* ---- the fast paths ---------------------------------------------------------------- */
 
-/* A slot for size bytes (1..SMALL_MAX); NULL when no run has a free slot and
- * no new run can be made (errno untouched: the caller falls back). */
+/* A slot for size bytes (1..SMALL_MAX) from the class's current run; NULL
+ * when it has none (the caller then refills or falls back). */
 CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
 {
     unsigned cls = small_class_of(size);
     ref r = h->small[cls].current;
     if (CARVE_UNLIKELY(r == 0 || run_at(h, r)->nfree == 0)) {
-        r = small_refill(h, cls);
-        if (r == 0) {
-            return NULL;
-        }
+        return NULL;
     }
     struct run *run = run_at(h, r);
     unsigned words = run_words[cls];
