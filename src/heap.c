@@ -443,9 +443,11 @@ static ref alloc_block(carve_heap *h, uint64_t g, unsigned kind)
     return b && carve_out(h, b, bg, g, kind, false) ? b : 0;
 }
 
-/* A live block of g granules whose payload address minus origin is a
- * multiple of alignment (a power of two above GRANULE), or 0 with errno. */
-static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, uintptr_t origin, unsigned kind)
+/* A live block of g granules whose payload address minus origin is phase
+ * more than a multiple of alignment (a power of two above GRANULE; phase a
+ * multiple of GRANULE below it), or 0 with errno. */
+static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, uint64_t phase,
+                               uintptr_t origin, unsigned kind)
 {
     /* Room for the worst lead: up to alignment - 16 bytes, or alignment + 16
      * when the natural lead (16) is too small to be a free block of its own. */
@@ -463,7 +465,7 @@ static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, ui
         return 0;
     }
     uint64_t payload = (uint64_t)((uintptr_t)block_payload(h, b) - origin);
-    uint64_t lead = (alignment - payload % alignment) % alignment;
+    uint64_t lead = (alignment + phase - payload % alignment) % alignment;
     if (lead != 0 && lead < bytes_of(MIN_GRANULES)) {
         lead += alignment;
     }
@@ -529,7 +531,7 @@ static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size
     ref b;
     if (!request_granules(h, size, &g)) {
         errno = ENOMEM;
-    } else if ((b = alloc_aligned_block(h, g, alignment, 0, KIND_RAW)) != 0) {
+    } else if ((b = alloc_aligned_block(h, g, alignment, 0, 0, KIND_RAW)) != 0) {
         return block_payload(h, b);
     }
     h->failed_allocs++;
@@ -541,7 +543,7 @@ static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size
 ref heap_claim_run_block(carve_heap *h)
 {
     int saved = errno; /* a run that cannot be made is not an error yet */
-    ref b = alloc_aligned_block(h, RUN_BLOCK_GRANULES, RUN_SIZE, (uintptr_t)h, KIND_RUN);
+    ref b = alloc_aligned_block(h, RUN_BLOCK_GRANULES, RUN_SIZE, RUN_HEAD_OFFSET, (uintptr_t)h, KIND_RUN);
     errno = saved;
     return b;
 }

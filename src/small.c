@@ -4,12 +4,12 @@
  */
 #include "small.h"
 
-/* The tables follow from RUN_SIZE = 8 KiB and the 32-byte run header:
- * slot0 = round_up_16(32 + 8 * ceil((RUN_SIZE / slot) / 64)),
- * nslots = (RUN_SIZE - slot0) / slot.  run_geometry_holds() re-derives them. */
+/* The tables follow from the run's payload (RUN_SIZE - 8 bytes) and its
+ * 32-byte header: slot0 = round_up_16(32 + 8 * ceil((payload / slot) / 64)),
+ * nslots = (payload - slot0) / slot.  run_geometry_holds() re-derives them. */
 const uint16_t run_slot0[SMALL_CLASSES] = {96, 64, 64, 48, 48, 48, 48, 48,
                                            48, 48, 48, 48, 48, 48, 48, 48};
-const uint16_t run_nslots[SMALL_CLASSES] = {506, 254, 169, 127, 101, 84, 72, 63,
+const uint16_t run_nslots[SMALL_CLASSES] = {505, 253, 169, 127, 101, 84, 72, 63,
                                             56,  50,  46,  42,  39,  36, 33, 31};
 const uint8_t run_words[SMALL_CLASSES] = {8, 4, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 const uint32_t slot_reciprocal[SMALL_CLASSES] = {65536, 32768, 21846, 16384, 13108, 10923,
@@ -168,9 +168,10 @@ static unsigned popcount64(uint64_t x)
 static bool run_geometry_holds(unsigned cls)
 {
     uint64_t slot = slot_size_of(cls);
-    uint64_t words = (RUN_SIZE / slot + 63u) / 64u;
+    uint64_t payload = RUN_SIZE - HDR_SIZE;
+    uint64_t words = (payload / slot + 63u) / 64u;
     uint64_t slot0 = (sizeof(struct run) + words * 8u + GRANULE - 1u) & ~(uint64_t)(GRANULE - 1u);
-    uint64_t nslots = (RUN_SIZE - slot0) / slot;
+    uint64_t nslots = (payload - slot0) / slot;
     return run_slot0[cls] == slot0 && run_nslots[cls] == nslots &&
            run_words[cls] == (nslots + 63u) / 64u && run_words[cls] <= words;
 }
@@ -180,7 +181,7 @@ bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t)
     ref r = b + HDR_SIZE;
     const struct run *run = run_at(h, r);
     unsigned cls = run->cls;
-    if ((r & (RUN_SIZE - 1u)) != 0 || !h->runs_on || !page_is_run(h, r) || !run_is_valid(h, r, cls) ||
+    if ((r & (RUN_SIZE - 1u)) != RUN_HEAD_OFFSET || !h->runs_on || !page_is_run(h, r) || !run_is_valid(h, r, cls) ||
         !run_geometry_holds(cls)) {
         return false;
     }
@@ -215,13 +216,13 @@ bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t)
     uint64_t listed = 0;
     for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
         ref cur = h->small[cls].current;
-        if (cur && (cur >= h->arena_end || (cur & (RUN_SIZE - 1u)) || !page_is_run(h, cur) ||
+        if (cur && (cur >= h->arena_end || (cur & (RUN_SIZE - 1u)) != RUN_HEAD_OFFSET || !page_is_run(h, cur) ||
                     !run_is_valid(h, cur, cls))) {
             return false;
         }
         ref prev = 0;
         for (ref r = h->small[cls].partial; r; r = run_at(h, r)->next) {
-            if (r >= h->arena_end || (r & (RUN_SIZE - 1u)) || !page_is_run(h, r) ||
+            if (r >= h->arena_end || (r & (RUN_SIZE - 1u)) != RUN_HEAD_OFFSET || !page_is_run(h, r) ||
                 !run_is_valid(h, r, cls) || run_at(h, r)->prev != prev || r == cur ||
                 ++listed > t->partial) {
                 return false;

@@ -4,11 +4,11 @@
  * Real programs allocate mostly small blocks, and small blocks are where a
  * per-block header costs the most (a 16-byte request with an 8-byte header
  * takes 32 bytes).  So requests up to SMALL_MAX bytes are served from runs:
- * a run is one live general block whose payload is an 8 KiB page, aligned
- * to 8 KiB relative to the heap's start, holding a small header, a bitmap of
- * live slots, and slots of one size class (16, 32, ... 256 bytes).  A slot
- * has no header at all: its run is found from the page, which a bitmap of
- * pages in the control block marks as a run.
+ * a run is one live general block of exactly 8 KiB that starts 8 bytes into
+ * an 8 KiB page (pages are aligned relative to the heap's start), holding a
+ * small header, a bitmap of live slots, and slots of one size class (16, 32,
+ * ... 256 bytes).  A slot has no header at all: its run is found from the
+ * page, which a bitmap of pages in the control block marks as a run.
  *
  *   run payload:  [tag | class nfree hint | next | prev][live bitmap][slots ...]
  *
@@ -43,8 +43,12 @@
 
 #define RUN_SHIFT 13u
 #define RUN_SIZE (1u << RUN_SHIFT)
-/* A run's general block: header word before the page, 8 spare bytes after. */
-#define RUN_BLOCK_GRANULES ((RUN_SIZE + GRANULE) >> GRANULE_SHIFT)
+#define RUN_BLOCK_GRANULES (RUN_SIZE >> GRANULE_SHIFT)
+/* Where a run's header sits in its page: its general block starts 8 bytes
+ * into the page (headers are 8 mod 16), so the payload starts at 16 and the
+ * block's last 8 bytes spill into the next page.  Runs in consecutive pages
+ * therefore tile with no gap, and every slot still starts inside its page. */
+#define RUN_HEAD_OFFSET 16u
 
 struct run {
     uint64_t tag;    /* run_tag(): validates the header */
@@ -90,7 +94,7 @@ CARVE_INLINE bool run_is_valid(const carve_heap *h, ref r, unsigned cls)
     return cls < SMALL_CLASSES && run_at(h, r)->tag == run_tag(h, r, cls);
 }
 
-/* Whether the page holding offset off is a run. */
+/* Whether the page holding offset off is a run (its block starts in it). */
 CARVE_INLINE bool page_is_run(const carve_heap *h, ref off)
 {
     uint64_t page = off >> RUN_SHIFT;
@@ -172,7 +176,7 @@ CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
 CARVE_INLINE int small_locate(const carve_heap *h, const void *p, ref *ro, uint64_t *io)
 {
     ref off = offset_of(h, p);
-    ref r = off & ~(ref)(RUN_SIZE - 1u);
+    ref r = (off & ~(ref)(RUN_SIZE - 1u)) + RUN_HEAD_OFFSET;
     unsigned cls = run_at(h, r)->cls;
     if (CARVE_UNLIKELY(!run_is_valid(h, r, cls))) {
         return CARVE_ERR_CORRUPT;
