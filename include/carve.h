@@ -157,7 +157,8 @@ size_t carve_min_buffer_size(const carve_options *opt);
  * made from a buffer of this size, at the least favourable buffer address;
  * 0 if size is below carve_min_buffer_size(opt).  It never decreases as
  * buffer_size grows, so a buffer can be sized by searching over it.
- * Constant time; thread-safe. */
+ * Constant time (a few microseconds: it tries every address remainder);
+ * thread-safe. */
 size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt);
 
 /* ------------------------------------------------------------------------ */
@@ -241,16 +242,22 @@ typedef struct carve_stats {
     size_t capacity;     /* bytes of the buffer that hold blocks: used_bytes + free_bytes, always */
     size_t used_bytes;   /* bytes in live blocks, their headers included */
     size_t free_bytes;   /* bytes in free blocks, their headers included */
-    size_t largest_free; /* the largest request that would succeed now without compaction */
+    size_t largest_free; /* the largest request that would succeed now without compaction;
+                            every carve_alloc of at most this many bytes succeeds now */
     size_t live_blocks, free_blocks, live_handles, pinned_handles;
     size_t peak_used_bytes;
     uint64_t allocs, frees, failed_allocs, compactions, bytes_moved;
 } carve_stats;
 
 /* Fills *out with the heap's counters (nothing happens if h or out is NULL).
- * largest_free is exact: a request of that many bytes succeeds now.
- * Complexity: O(k) for the largest size class in use.  Thread-safety: see
- * the conventions; with a lock the snapshot is consistent. */
+ * largest_free is exact: carve_alloc of any size up to it succeeds now (an
+ * aligned allocation above CARVE_ALIGNMENT also needs room for its slack).
+ * Free slots in runs count as free bytes and free blocks.  To keep
+ * largest_free exact it first hands any retained empty run back to the
+ * free index, so it writes to the heap (do not call it on a read-only
+ * mapping).  Complexity: O(k) for the largest size class in use.
+ * Thread-safety: see the conventions; with a lock the snapshot is
+ * consistent. */
 void carve_get_stats(carve_heap *h, carve_stats *out);
 
 /* What one block is, as carve_walk() reports it. */
@@ -265,7 +272,8 @@ typedef enum carve_block_kind {
 } carve_block_kind;
 
 typedef struct carve_block {
-    size_t offset;         /* where the block starts, in bytes from the heap's start */
+    size_t offset;         /* where the block starts, in bytes from the heap pointer
+                              (the carve_heap *, not the buffer's first byte) */
     size_t size;           /* the whole block, header included */
     size_t usable;         /* payload bytes (0 for a free block) */
     void *payload;         /* address of the payload (NULL for a free block) */
@@ -282,11 +290,14 @@ typedef struct carve_block {
  * CARVE_ERR_INVALID when h is NULL.  Complexity: O(n).  It only reads. */
 int carve_check(carve_heap *h);
 
-/* Calls visit for every block in address order.  A visit that returns
- * non-zero stops the walk and carve_walk returns that value; a complete walk
- * returns CARVE_OK.  CARVE_ERR_CORRUPT when a header fails its check (the walk
- * stops there), CARVE_ERR_INVALID when h or visit is NULL.  visit must not
- * call into the same heap.  Complexity: O(n). */
+/* Calls visit for every block in address order.  A run reports each of its
+ * slots as a block (raw or free) and its own header and tail as
+ * CARVE_BLOCK_META blocks, so the sizes visited add up to capacity.  A visit
+ * that returns non-zero stops the walk and carve_walk returns that value
+ * (use values above CARVE_ERR_CORRUPT to tell your stop from an error); a
+ * complete walk returns CARVE_OK.  CARVE_ERR_CORRUPT when a header fails its
+ * check (the walk stops there), CARVE_ERR_INVALID when h or visit is NULL.
+ * visit must not call into the same heap.  Complexity: O(n). */
 int carve_walk(carve_heap *h, int (*visit)(const carve_block *b, void *ctx), void *ctx);
 
 /* Prints the human-readable map of the heap to out: a summary (capacity,

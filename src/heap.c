@@ -520,6 +520,11 @@ static void *alloc_unlocked(carve_heap *h, size_t size)
         errno = ENOMEM;
     } else if ((b = alloc_block(h, g, KIND_RAW)) != 0) {
         return block_payload(h, b);
+    } else if (size <= SMALL_MAX && h->runs_on && errno == ENOMEM) {
+        void *p = small_alloc_larger(h, size);
+        if (p) {
+            return p;
+        }
     }
     h->failed_allocs++;
     return NULL;

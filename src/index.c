@@ -20,9 +20,19 @@ static void class_mark_empty(carve_heap *h, unsigned cls)
     }
 }
 
+/* A list neighbour is trusted only if its header checks out as a free block. */
+static bool neighbour_is_free(const carve_heap *h, ref n)
+{
+    hword w;
+    return block_read(h, n, &w) && hdr_is_free(w);
+}
+
 void list_insert_after(carve_heap *h, unsigned cls, ref after, ref b)
 {
     ref next = after ? free_next(h, after) : h->heads[cls];
+    if (next && (!neighbour_is_free(h, next) || free_prev(h, next) != after)) {
+        next = 0; /* a damaged list is cut, never written through */
+    }
     free_set_prev(h, b, after);
     free_set_next(h, b, next);
     if (next) {
@@ -54,13 +64,6 @@ void list_unlink(carve_heap *h, unsigned cls, ref b)
             class_mark_empty(h, cls);
         }
     }
-}
-
-/* A list neighbour is trusted only if its header checks out as a free block. */
-static bool neighbour_is_free(const carve_heap *h, ref n)
-{
-    hword w;
-    return block_read(h, n, &w) && hdr_is_free(w);
 }
 
 bool list_links_valid(const carve_heap *h, ref b, unsigned cls)

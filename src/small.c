@@ -29,10 +29,21 @@ static void page_mark(carve_heap *h, ref r, bool is_run)
 
 /* ---- partial lists ------------------------------------------------------------------- */
 
+/* List neighbours are written only when they check out as runs of the
+ * class that link back (safe unlinking, as in the free index).  A damaged
+ * list is cut rather than followed; carve_check reports it. */
+static bool partial_neighbour_ok(const carve_heap *h, unsigned cls, ref n)
+{
+    return n == 0 || run_is_trusted(h, n, cls);
+}
+
 static void partial_push(carve_heap *h, unsigned cls, ref r)
 {
     struct run *run = run_at(h, r);
     ref head = h->small[cls].partial;
+    if (!partial_neighbour_ok(h, cls, head) || (head && run_at(h, head)->prev != 0)) {
+        head = 0;
+    }
     run->prev = 0;
     run->next = head;
     if (head) {
@@ -44,13 +55,21 @@ static void partial_push(carve_heap *h, unsigned cls, ref r)
 static void partial_unlink(carve_heap *h, unsigned cls, ref r)
 {
     struct run *run = run_at(h, r);
-    if (run->next) {
-        run_at(h, run->next)->prev = run->prev;
+    ref next = run->next;
+    ref prev = run->prev;
+    if (!partial_neighbour_ok(h, cls, next) || (next && run_at(h, next)->prev != r)) {
+        next = 0;
     }
-    if (run->prev) {
-        run_at(h, run->prev)->next = run->next;
-    } else {
-        h->small[cls].partial = run->next;
+    if (!partial_neighbour_ok(h, cls, prev) || (prev && run_at(h, prev)->next != r)) {
+        prev = 0;
+    }
+    if (next) {
+        run_at(h, next)->prev = prev;
+    }
+    if (prev) {
+        run_at(h, prev)->next = next;
+    } else if (h->small[cls].partial == r) {
+        h->small[cls].partial = next;
     }
     run->next = run->prev = 0;
 }
@@ -104,7 +123,7 @@ ref small_refill(carve_heap *h, unsigned cls)
 {
     ref r = h->small[cls].partial;
     if (r) {
-        if (!run_is_valid(h, r, cls) || run_at(h, r)->nfree == 0) {
+        if (!run_is_trusted(h, r, cls) || run_at(h, r)->nfree == 0) {
             return 0; /* damaged: carve_check reports it; the caller falls back */
         }
         partial_unlink(h, cls, r);
@@ -135,7 +154,27 @@ void small_free_transition(carve_heap *h, ref r, unsigned cls)
 bool small_class_has_free_slot(const carve_heap *h, unsigned cls)
 {
     ref cur = h->small[cls].current;
-    return h->small[cls].partial != 0 || (cur != 0 && run_at(h, cur)->nfree > 0);
+    ref part = h->small[cls].partial;
+    return (run_is_trusted(h, part, cls) && run_at(h, part)->nfree > 0) ||
+           (run_is_trusted(h, cur, cls) && run_at(h, cur)->nfree > 0);
+}
+
+void *small_alloc_larger(carve_heap *h, size_t size)
+{
+    for (unsigned cls = small_class_of(size) + 1u; cls < SMALL_CLASSES; cls++) {
+        if (!small_class_has_free_slot(h, cls)) {
+            continue;
+        }
+        size_t slot = (size_t)slot_size_of(cls);
+        void *p = small_alloc(h, slot);
+        if (!p && h->small[cls].partial && small_refill(h, cls)) {
+            p = small_alloc(h, slot);
+        }
+        if (p) {
+            return p;
+        }
+    }
+    return NULL;
 }
 
 bool small_reclaim(carve_heap *h)
@@ -143,7 +182,7 @@ bool small_reclaim(carve_heap *h)
     bool any = false;
     for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
         ref r = h->small[cls].current;
-        if (r && run_is_valid(h, r, cls) && run_at(h, r)->nfree == run_nslots[cls]) {
+        if (run_is_trusted(h, r, cls) && run_at(h, r)->nfree == run_nslots[cls]) {
             h->small[cls].current = 0;
             run_destroy(h, r, cls);
             any = true;
@@ -216,15 +255,13 @@ bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t)
     uint64_t listed = 0;
     for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
         ref cur = h->small[cls].current;
-        if (cur && (cur >= h->arena_end || (cur & (RUN_SIZE - 1u)) != RUN_HEAD_OFFSET || !page_is_run(h, cur) ||
-                    !run_is_valid(h, cur, cls))) {
+        if (cur && (!run_is_trusted(h, cur, cls) || !page_is_run(h, cur))) {
             return false;
         }
         ref prev = 0;
         for (ref r = h->small[cls].partial; r; r = run_at(h, r)->next) {
-            if (r >= h->arena_end || (r & (RUN_SIZE - 1u)) != RUN_HEAD_OFFSET || !page_is_run(h, r) ||
-                !run_is_valid(h, r, cls) || run_at(h, r)->prev != prev || r == cur ||
-                ++listed > t->partial) {
+            if (!run_is_trusted(h, r, cls) || !page_is_run(h, r) || run_at(h, r)->prev != prev ||
+                r == cur || ++listed > t->partial) {
                 return false;
             }
             prev = r;

@@ -89,9 +89,25 @@ CARVE_INLINE uint64_t run_tag(const carve_heap *h, ref r, unsigned cls)
     return r ^ h->salt ^ ((uint64_t)cls << 56);
 }
 
+/* Whether r can be a run header's offset at all: in the arena, at its place
+ * in a page.  Offsets from the control block (current runs, partial lists)
+ * are checked with this before anything at them is read. */
+CARVE_INLINE bool run_offset_plausible(const carve_heap *h, ref r)
+{
+    return r > h->arena_begin && r < h->arena_end && (r & (RUN_SIZE - 1u)) == RUN_HEAD_OFFSET;
+}
+
+/* Whether the run header at r (an offset known to be plausible) is a run of
+ * class cls: its tag binds it to its offset and class. */
 CARVE_INLINE bool run_is_valid(const carve_heap *h, ref r, unsigned cls)
 {
     return cls < SMALL_CLASSES && run_at(h, r)->tag == run_tag(h, r, cls);
+}
+
+/* Both: r is a trustworthy run of class cls. */
+CARVE_INLINE bool run_is_trusted(const carve_heap *h, ref r, unsigned cls)
+{
+    return run_offset_plausible(h, r) && run_is_valid(h, r, cls);
 }
 
 /* Whether the page holding offset off is a run (its block starts in it). */
@@ -147,8 +163,8 @@ CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
 {
     unsigned cls = small_class_of(size);
     ref r = h->small[cls].current;
-    if (CARVE_UNLIKELY(r == 0 || run_at(h, r)->nfree == 0)) {
-        return NULL;
+    if (CARVE_UNLIKELY(!run_is_trusted(h, r, cls) || run_at(h, r)->nfree == 0)) {
+        return NULL; /* none, used up, or damaged (carve_check reports it) */
     }
     struct run *run = run_at(h, r);
     unsigned words = run_words[cls];
@@ -240,6 +256,10 @@ CARVE_INLINE uint64_t small_usable(const carve_heap *h, const void *p)
 
 /* Whether some run of class cls has a free slot. */
 bool small_class_has_free_slot(const carve_heap *h, unsigned cls);
+/* A slot of a class above the one size needs, from a run that already has
+ * a free one (no run is made): the last resort of a small request, so that
+ * every request up to largest_free succeeds.  NULL when there is none. */
+void *small_alloc_larger(carve_heap *h, size_t size);
 /* Hands every retained empty run back to the general heap; true if any. */
 bool small_reclaim(carve_heap *h);
 
