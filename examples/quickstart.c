@@ -1,7 +1,6 @@
 /* The README's example: a heap in a buffer you own, used like malloc. */
 #include <carve.h>
 #include <stdio.h>
-#include <string.h>
 
 static _Alignas(64) unsigned char arena[1 << 20]; /* any memory you own */
 
@@ -14,7 +13,7 @@ int main(void)
     int *nums = carve_calloc(h, 1000, sizeof *nums);
     if (!msg || !nums)
         return 1;
-    strcpy(msg, "hello from inside a caller-owned buffer");
+    snprintf(msg, 64, "hello from inside a caller-owned buffer");
     nums = carve_realloc(h, nums, 2000 * sizeof *nums); /* grows in place if it can */
     carve_stats st;
     carve_get_stats(h, &st);

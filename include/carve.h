@@ -47,9 +47,9 @@ extern "C" {
 /* Version                                                                   */
 /* ------------------------------------------------------------------------ */
 
-#define CARVE_VERSION_MAJOR 0
-#define CARVE_VERSION_MINOR 1
-#define CARVE_VERSION_PATCH 0
+#define CARVE_VERSION_MAJOR  0
+#define CARVE_VERSION_MINOR  1
+#define CARVE_VERSION_PATCH  0
 #define CARVE_VERSION_STRING "0.1.0"
 /* One number that compares: MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define CARVE_VERSION_NUMBER \
@@ -93,11 +93,11 @@ typedef enum carve_policy {
     CARVE_BEST_FIT      /* exact best fit (smallest free block that holds the request) */
 } carve_policy;
 
-enum {                               /* carve_options.flags, OR-ed */
-    CARVE_THREADSAFE = 1u << 0,      /* every call may come from any thread of this process */
-    CARVE_SHARED = 1u << 1,          /* the buffer is shared between processes (implies THREADSAFE) */
-    CARVE_POISON = 1u << 2,          /* fill freed payloads with a pattern; detect writes after free */
-    CARVE_NO_RUNS = 1u << 3,         /* serve small requests from the policy's free index too */
+enum {                             /* carve_options.flags, OR-ed */
+       CARVE_THREADSAFE = 1u << 0, /* every call may come from any thread of this process */
+       CARVE_SHARED = 1u << 1,     /* the buffer is shared between processes (implies THREADSAFE) */
+       CARVE_POISON = 1u << 2,  /* fill freed payloads with a pattern; detect writes after free */
+       CARVE_NO_RUNS = 1u << 3, /* serve small requests from the policy's free index too */
 };
 
 /* Small requests and runs.  In a heap whose buffer is at least
@@ -108,13 +108,13 @@ enum {                               /* carve_options.flags, OR-ed */
  * given back to, the same free index as every other block.  CARVE_NO_RUNS
  * (and CARVE_POISON, which checks every block individually) turns them off:
  * every request then gets its own block from the policy, header included. */
-#define CARVE_SMALL_MAX 256u
-#define CARVE_RUNS_MIN_HEAP (256u * 1024u)
+#define CARVE_SMALL_MAX     256u
+#define CARVE_RUNS_MIN_HEAP 262144u /* 256 KiB */
 
 typedef struct carve_options {
-    unsigned flags;       /* CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON, or 0 */
-    carve_policy policy;  /* CARVE_GOOD_FIT unless set */
-    size_t max_handles;   /* capacity of the handle table; 0 = a sensible default */
+    unsigned flags;      /* CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON, or 0 */
+    carve_policy policy; /* CARVE_GOOD_FIT unless set */
+    size_t max_handles;  /* capacity of the handle table; 0 = a sensible default */
 } carve_options;
 
 /* Formats [buffer, buffer + size) as an empty heap and returns it.  The buffer
@@ -262,9 +262,9 @@ void carve_get_stats(carve_heap *h, carve_stats *out);
 
 /* What one block is, as carve_walk() reports it. */
 typedef enum carve_block_kind {
-    CARVE_BLOCK_FREE = 0, /* in the free index */
-    CARVE_BLOCK_RAW,      /* live, handed out by carve_alloc and friends */
-    CARVE_BLOCK_HANDLE,   /* live, owned by a handle (relocatable) */
+    CARVE_BLOCK_FREE = 0,    /* in the free index */
+    CARVE_BLOCK_RAW,         /* live, handed out by carve_alloc and friends */
+    CARVE_BLOCK_HANDLE,      /* live, owned by a handle (relocatable) */
     CARVE_BLOCK_QUARANTINED, /* with CARVE_POISON: a free block written after it was
                                 freed; kept out of use for good */
     CARVE_BLOCK_META         /* carve's own bytes inside a run (its header and
@@ -306,9 +306,9 @@ int carve_walk(carve_heap *h, int (*visit)(const carve_block *b, void *ctx), voi
  * O(n).  Does nothing when h or out is NULL. */
 void carve_dump(carve_heap *h, FILE *out);
 
-enum {                           /* carve_dump_ex flags, OR-ed */
-    CARVE_DUMP_BLOCKS = 1u << 0, /* one line per block (carve_dump sets it) */
-    CARVE_DUMP_HEX = 1u << 1,    /* each live block's bytes in hex, like a memory viewer */
+enum {                              /* carve_dump_ex flags, OR-ed */
+       CARVE_DUMP_BLOCKS = 1u << 0, /* one line per block (carve_dump sets it) */
+       CARVE_DUMP_HEX = 1u << 1,    /* each live block's bytes in hex, like a memory viewer */
 };
 
 /* carve_dump with a choice of sections: the summary and picture always,

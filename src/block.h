@@ -30,13 +30,13 @@
 
 #include "internal.h"
 
-#define HDR_FREE UINT64_C(1)
-#define HDR_PREV_FREE UINT64_C(2)
+#define HDR_FREE       UINT64_C(1)
+#define HDR_PREV_FREE  UINT64_C(2)
 #define HDR_KIND_SHIFT 2u
-#define HDR_KIND_MASK (UINT64_C(3) << HDR_KIND_SHIFT)
+#define HDR_KIND_MASK  (UINT64_C(3) << HDR_KIND_SHIFT)
 #define HDR_SIZE_SHIFT 4u
-#define HDR_LOW_BITS 44u
-#define HDR_LOW_MASK ((UINT64_C(1) << HDR_LOW_BITS) - 1u)
+#define HDR_LOW_BITS   44u
+#define HDR_LOW_MASK   ((UINT64_C(1) << HDR_LOW_BITS) - 1u)
 
 /* KIND_RUN: a block whose payload is a run of small slots (small.h). */
 enum block_kind { KIND_RAW = 0, KIND_HANDLE = 1, KIND_QUARANTINE = 2, KIND_RUN = 3 };

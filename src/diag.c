@@ -327,7 +327,8 @@ static void dump_summary(carve_heap *h, FILE *out)
 {
     carve_stats s;
     stats_unlocked(h, &s);
-    double frag = s.free_bytes ? 100.0 * (1.0 - (double)s.largest_free / (double)s.free_bytes) : 0.0;
+    double frag =
+        s.free_bytes ? 100.0 * (1.0 - (double)s.largest_free / (double)s.free_bytes) : 0.0;
     if (frag < 0.0) {
         frag = 0.0;
     }
@@ -387,7 +388,7 @@ static void dump_picture(carve_heap *h, FILE *out)
     (void)walk_unlocked(h, picture_add, &pic);
     fputs("  map |", out);
     for (unsigned c = 0; c < PICTURE_CELLS; c++) {
-        char ch = pic.live[c] && pic.free[c] ? '%' : pic.live[c] ? '#' : '.';
+        int ch = pic.live[c] && pic.free[c] ? '%' : pic.live[c] ? '#' : '.';
         fputc(pic.special[c] ? pic.special[c] : ch, out);
     }
     fputs("|\n        # live  . free  % both  H handles  ! quarantined\n", out);
@@ -420,7 +421,8 @@ struct block_lines {
 static int block_line(const carve_block *b, void *ctx)
 {
     const struct block_lines *bl = ctx;
-    fprintf(bl->out, "  %10zu %10zu %10zu  %s\n", b->offset, b->size, b->usable, kind_name(b->kind));
+    fprintf(bl->out, "  %10zu %10zu %10zu  %s\n", b->offset, b->size, b->usable,
+            kind_name(b->kind));
     if ((bl->flags & CARVE_DUMP_HEX) && b->payload) {
         dump_hex(b->payload, b->usable, bl->out);
     }

@@ -14,7 +14,7 @@
 
 #include <errno.h>
 
-#define KNOWN_FLAGS (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS)
+#define KNOWN_FLAGS   (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS)
 #define CONTROL_ALIGN 64u
 
 CARVE_EXPORT const char *carve_version(void)
@@ -97,7 +97,8 @@ static uint64_t granules_indexed_by(uint32_t fl_count)
  * words words (it is always reserved, with or without runs, so that turning
  * runs on never shrinks the arena).  The arena is capped to what both can
  * cover.  False when not even one minimum block fits. */
-static bool layout_try(uint64_t lead, uint64_t avail, uint32_t fl_count, uint64_t words, struct layout *out)
+static bool layout_try(uint64_t lead, uint64_t avail, uint32_t fl_count, uint64_t words,
+                       struct layout *out)
 {
     uint64_t pagemap = control_size_for(fl_count);
     uint64_t control = pagemap + words * 8u;
@@ -155,7 +156,8 @@ static bool layout_compute(uintptr_t addr, uint64_t size, unsigned flags, struct
             }
         }
     }
-    out->runs_on = found && !(flags & (CARVE_NO_RUNS | CARVE_POISON)) && size >= CARVE_RUNS_MIN_HEAP;
+    out->runs_on =
+        found && !(flags & (CARVE_NO_RUNS | CARVE_POISON)) && size >= CARVE_RUNS_MIN_HEAP;
     return found;
 }
 
@@ -187,10 +189,10 @@ CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options
 
 uint64_t control_checksum_of(const carve_heap *h)
 {
-    uint64_t fields[] = {h->magic,       h->layout_version, h->control_size, h->buffer_size,
-                         h->lead_pad,    h->arena_begin,    h->arena_end,    h->salt,
-                         h->flags,       h->policy,         h->fl_count,     h->word_bits,
-                         h->runs_on,     h->pagemap};
+    uint64_t fields[] = {h->magic,    h->layout_version, h->control_size, h->buffer_size,
+                         h->lead_pad, h->arena_begin,    h->arena_end,    h->salt,
+                         h->flags,    h->policy,         h->fl_count,     h->word_bits,
+                         h->runs_on,  h->pagemap};
     uint64_t sum = UINT64_C(0x6a09e667f3bcc909);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         sum = mix64(sum ^ fields[i]);
@@ -548,7 +550,8 @@ static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size
 ref heap_claim_run_block(carve_heap *h)
 {
     int saved = errno; /* a run that cannot be made is not an error yet */
-    ref b = alloc_aligned_block(h, RUN_BLOCK_GRANULES, RUN_SIZE, RUN_HEAD_OFFSET, (uintptr_t)h, KIND_RUN);
+    ref b = alloc_aligned_block(h, RUN_BLOCK_GRANULES, RUN_SIZE, RUN_HEAD_OFFSET, (uintptr_t)h,
+                                KIND_RUN);
     errno = saved;
     return b;
 }

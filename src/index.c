@@ -154,7 +154,8 @@ uint64_t index_largest(const carve_heap *h)
     uint64_t largest = 0;
     bool bad = false;
     uint64_t budget = h->free_blocks;
-    for (ref b = list_step(h, 0, cls, &bad); b && budget; b = list_step(h, b, cls, &bad), budget--) {
+    for (ref b = list_step(h, 0, cls, &bad); b && budget;
+         b = list_step(h, b, cls, &bad), budget--) {
         uint64_t g = hdr_granules(block_header(h, b));
         largest = g > largest ? g : largest;
     }

@@ -13,7 +13,8 @@ ref bestfit_insert_point(const carve_heap *h, ref b, uint64_t g, unsigned cls)
     ref after = 0;
     bool bad = false;
     uint64_t budget = h->free_blocks;
-    for (ref n = list_step(h, 0, cls, &bad); n && budget; n = list_step(h, n, cls, &bad), budget--) {
+    for (ref n = list_step(h, 0, cls, &bad); n && budget;
+         n = list_step(h, n, cls, &bad), budget--) {
         uint64_t ng = hdr_granules(block_header(h, n));
         if (ng > g || (ng == g && n > b)) {
             break;
@@ -30,7 +31,8 @@ ref bestfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
         return 0;
     }
     uint64_t budget = h->free_blocks;
-    for (ref b = list_step(h, 0, own, corrupt); b && budget; b = list_step(h, b, own, corrupt), budget--) {
+    for (ref b = list_step(h, 0, own, corrupt); b && budget;
+         b = list_step(h, b, own, corrupt), budget--) {
         if (hdr_granules(block_header(h, b)) >= g) {
             return b;
         }

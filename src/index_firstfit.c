@@ -16,7 +16,8 @@ ref firstfit_insert_point(const carve_heap *h, ref b, unsigned cls)
     ref after = 0;
     bool bad = false;
     uint64_t budget = h->free_blocks;
-    for (ref n = list_step(h, 0, cls, &bad); n && n < b && budget; n = list_step(h, n, cls, &bad), budget--) {
+    for (ref n = list_step(h, 0, cls, &bad); n && n < b && budget;
+         n = list_step(h, n, cls, &bad), budget--) {
         after = n;
     }
     /* A bad node: insert at the head rather than follow it; carve_check
@@ -32,7 +33,8 @@ ref firstfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
         return 0;
     }
     uint64_t budget = h->free_blocks;
-    for (ref b = list_step(h, 0, own, corrupt); b && budget; b = list_step(h, b, own, corrupt), budget--) {
+    for (ref b = list_step(h, 0, own, corrupt); b && budget;
+         b = list_step(h, b, own, corrupt), budget--) {
         if (hdr_granules(block_header(h, b)) >= g) {
             best = b;
             break;

@@ -14,7 +14,8 @@
 static ref scan_class_for_fit(const carve_heap *h, unsigned cls, uint64_t g, bool *corrupt)
 {
     uint64_t budget = h->free_blocks;
-    for (ref b = list_step(h, 0, cls, corrupt); b && budget; b = list_step(h, b, cls, corrupt), budget--) {
+    for (ref b = list_step(h, 0, cls, corrupt); b && budget;
+         b = list_step(h, b, cls, corrupt), budget--) {
         if (hdr_granules(block_header(h, b)) >= g) {
             return b;
         }

@@ -37,21 +37,21 @@
 #endif
 
 /* ---- sizes ---------------------------------------------------------------- */
-#define GRANULE 16u          /* block sizes and payload alignment */
+#define GRANULE       16u /* block sizes and payload alignment */
 #define GRANULE_SHIFT 4u
-#define HDR_SIZE 8u          /* header word before each payload */
-#define MIN_GRANULES 2u      /* 32 bytes: header, two links, footer */
-#define SL_SHIFT 4u          /* 16 second-level classes per octave */
-#define SL_COUNT (1u << SL_SHIFT)
-#define FL_LIMIT 40u         /* first levels the control block has room for */
-#define SIZE_BITS 40u        /* block size field, in granules: 16 TiB */
-#define MAX_GRANULES ((UINT64_C(1) << SIZE_BITS) - 1u)
+#define HDR_SIZE      8u /* header word before each payload */
+#define MIN_GRANULES  2u /* 32 bytes: header, two links, footer */
+#define SL_SHIFT      4u /* 16 second-level classes per octave */
+#define SL_COUNT      (1u << SL_SHIFT)
+#define FL_LIMIT      40u /* first levels the control block has room for */
+#define SIZE_BITS     40u /* block size field, in granules: 16 TiB */
+#define MAX_GRANULES  ((UINT64_C(1) << SIZE_BITS) - 1u)
 
-#define SMALL_MAX 256u     /* requests up to this come from runs of slots */
-#define SMALL_CLASSES (SMALL_MAX / GRANULE)
-#define CARVE_MAGIC UINT64_C(0x3170616568657663) /* "cvehea p1" */
+#define SMALL_MAX            256u /* requests up to this come from runs of slots */
+#define SMALL_CLASSES        (SMALL_MAX / GRANULE)
+#define CARVE_MAGIC          UINT64_C(0x3170616568657663) /* "cvehea p1" */
 #define CARVE_LAYOUT_VERSION 1u
-#define POISON_BYTE 0xdbu
+#define POISON_BYTE          0xdbu
 
 typedef uint64_t ref;   /* byte offset from the control block; 0 = none */
 typedef uint64_t hword; /* a block header */
@@ -69,11 +69,11 @@ struct carve_heap {
     uint64_t salt;         /* keys the header checks to this heap */
     uint32_t flags;
     uint32_t policy;
-    uint32_t fl_count;     /* first-level classes in use */
-    uint32_t word_bits;    /* 8 * sizeof(void *) of the creator */
-    uint32_t runs_on;      /* small requests come from runs (small.h) */
+    uint32_t fl_count;  /* first-level classes in use */
+    uint32_t word_bits; /* 8 * sizeof(void *) of the creator */
+    uint32_t runs_on;   /* small requests come from runs (small.h) */
     uint32_t reserved0;
-    uint64_t pagemap;      /* offset of the bitmap of run pages */
+    uint64_t pagemap; /* offset of the bitmap of run pages */
     uint64_t control_checksum;
 
     /* Counters (see carve_stats). */

@@ -11,14 +11,14 @@
 #include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
-#define CARVE_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CARVE_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define CARVE_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define CARVE_INLINE static inline __attribute__((always_inline))
-#define CARVE_EXPORT __attribute__((visibility("default")))
+#define CARVE_INLINE      static inline __attribute__((always_inline))
+#define CARVE_EXPORT      __attribute__((visibility("default")))
 #else
-#define CARVE_LIKELY(x) (x)
+#define CARVE_LIKELY(x)   (x)
 #define CARVE_UNLIKELY(x) (x)
-#define CARVE_INLINE static inline
+#define CARVE_INLINE      static inline
 #define CARVE_EXPORT
 #endif
 

@@ -220,8 +220,8 @@ bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t)
     ref r = b + HDR_SIZE;
     const struct run *run = run_at(h, r);
     unsigned cls = run->cls;
-    if ((r & (RUN_SIZE - 1u)) != RUN_HEAD_OFFSET || !h->runs_on || !page_is_run(h, r) || !run_is_valid(h, r, cls) ||
-        !run_geometry_holds(cls)) {
+    if ((r & (RUN_SIZE - 1u)) != RUN_HEAD_OFFSET || !h->runs_on || !page_is_run(h, r) ||
+        !run_is_valid(h, r, cls) || !run_geometry_holds(cls)) {
         return false;
     }
     unsigned nslots = run_nslots[cls];
@@ -235,7 +235,8 @@ bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t)
     }
     unsigned past_end = words * 64u - nslots;
     if (run->nfree > nslots || run->hint >= words || live != nslots - run->nfree + past_end ||
-        (past_end && (run->live[words - 1u] >> (64u - past_end)) != (UINT64_C(1) << past_end) - 1u)) {
+        (past_end &&
+         (run->live[words - 1u] >> (64u - past_end)) != (UINT64_C(1) << past_end) - 1u)) {
         return false;
     }
     bool current = h->small[cls].current == r;
@@ -287,13 +288,21 @@ int small_walk_run(carve_heap *h, ref b, int (*visit)(const carve_block *b, void
     for (uint64_t i = 0; rc == 0 && i < run_nslots[cls]; i++) {
         ref s = first + i * slot;
         bool live = slot_is_live(run, i);
-        carve_block sb = {(size_t)s, (size_t)slot, live ? (size_t)slot : 0, live ? at(h, s) : NULL,
-                          live ? CARVE_BLOCK_RAW : CARVE_BLOCK_FREE, 0};
+        carve_block sb = {(size_t)s,
+                          (size_t)slot,
+                          live ? (size_t)slot : 0,
+                          live ? at(h, s) : NULL,
+                          live ? CARVE_BLOCK_RAW : CARVE_BLOCK_FREE,
+                          0};
         rc = visit(&sb, ctx);
     }
     if (rc == 0) {
-        carve_block tail = {(size_t)slots_end, (size_t)(b + bytes_of(RUN_BLOCK_GRANULES) - slots_end),
-                            0, NULL, CARVE_BLOCK_META, 0};
+        carve_block tail = {(size_t)slots_end,
+                            (size_t)(b + bytes_of(RUN_BLOCK_GRANULES) - slots_end),
+                            0,
+                            NULL,
+                            CARVE_BLOCK_META,
+                            0};
         rc = visit(&tail, ctx);
     }
     return rc;

@@ -41,8 +41,8 @@
 
 #include "block.h"
 
-#define RUN_SHIFT 13u
-#define RUN_SIZE (1u << RUN_SHIFT)
+#define RUN_SHIFT          13u
+#define RUN_SIZE           (1u << RUN_SHIFT)
 #define RUN_BLOCK_GRANULES (RUN_SIZE >> GRANULE_SHIFT)
 /* Where a run's header sits in its page: its general block starts 8 bytes
  * into the page (headers are 8 mod 16), so the payload starts at 16 and the
@@ -51,10 +51,10 @@
 #define RUN_HEAD_OFFSET 16u
 
 struct run {
-    uint64_t tag;    /* run_tag(): validates the header */
-    uint16_t cls;    /* slot size = 16 * (cls + 1); the geometry tables below */
-    uint16_t nfree;  /* slots not live */
-    uint16_t hint;   /* no live-bitmap word before this one has a free bit */
+    uint64_t tag;   /* run_tag(): validates the header */
+    uint16_t cls;   /* slot size = 16 * (cls + 1); the geometry tables below */
+    uint16_t nfree; /* slots not live */
+    uint16_t hint;  /* no live-bitmap word before this one has a free bit */
     uint16_t unused;
     ref next, prev;  /* the class's partial list */
     uint64_t live[]; /* bit i set: slot i is live (bits past the last slot are set) */
@@ -122,8 +122,8 @@ CARVE_INLINE bool small_owns(const carve_heap *h, const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     uintptr_t base = (uintptr_t)h;
-    return h->runs_on && a >= base + (uintptr_t)h->arena_begin && a < base + (uintptr_t)h->arena_end &&
-           page_is_run(h, (ref)(a - base));
+    return h->runs_on && a >= base + (uintptr_t)h->arena_begin &&
+           a < base + (uintptr_t)h->arena_end && page_is_run(h, (ref)(a - base));
 }
 
 /* rel / (16 * (cls + 1)) for rel < RUN_SIZE, by multiplication: with
