@@ -93,11 +93,19 @@ typedef enum carve_policy {
     CARVE_BEST_FIT      /* exact best fit (smallest free block that holds the request) */
 } carve_policy;
 
-enum {                             /* carve_options.flags, OR-ed */
-       CARVE_THREADSAFE = 1u << 0, /* every call may come from any thread of this process */
-       CARVE_SHARED = 1u << 1,     /* the buffer is shared between processes (implies THREADSAFE) */
-       CARVE_POISON = 1u << 2,  /* fill freed payloads with a pattern; detect writes after free */
-       CARVE_NO_RUNS = 1u << 3, /* serve small requests from the policy's free index too */
+/* carve_options.flags, OR-ed. */
+enum {
+    /* Every call may come from any thread of this process. */
+    CARVE_THREADSAFE = 1u << 0,
+    /* The buffer is shared between processes (implies CARVE_THREADSAFE). */
+    CARVE_SHARED = 1u << 1,
+    /* Fill freed payloads with a pattern; detect writes after free. */
+    CARVE_POISON = 1u << 2,
+    /* Serve small requests from the policy's free index too (no runs). */
+    CARVE_NO_RUNS = 1u << 3,
+    /* For tests: every allocation moves every unpinned handle block, so a
+     * missing pin shows up at once instead of in the field. */
+    CARVE_SCRAMBLE = 1u << 4,
 };
 
 /* Small requests and runs.  In a heap whose buffer is at least
@@ -126,7 +134,7 @@ typedef struct carve_options {
  * or policy is not one of carve_policy.  With CARVE_THREADSAFE/CARVE_SHARED it
  * may also fail with the errno of the lock's initialisation.
  *
- * The heap's blocks can span up to 16 TiB; the rest of a larger buffer is
+ * The heap's blocks can span up to 8 TiB; the rest of a larger buffer is
  * not used.  The control block (counters, free-list heads, the bitmap of run
  * pages) takes from about 800 bytes in the smallest buffer to a few KiB in
  * large ones; carve_max_alloc_size() tells what is left.
@@ -215,6 +223,79 @@ int carve_free(carve_heap *h, void *ptr);
  * malloc_usable_size.  0 when ptr is NULL or not a live block of this heap.
  * Complexity: O(1). */
 size_t carve_usable_size(carve_heap *h, const void *ptr);
+
+/* ------------------------------------------------------------------------ */
+/* Relocatable blocks: handles, pinning, compaction                          */
+/* ------------------------------------------------------------------------ */
+
+/* A handle names a block the heap may move whenever it is not pinned: the
+ * way out of fragmentation that no non-moving allocator has (Robson: a
+ * non-moving allocator can be forced to need about M log2(n) bytes for M
+ * live bytes).  A handle is an index into the heap's handle table plus a
+ * 32-bit generation, so a freed handle is never valid again (until the same
+ * table entry has been reused 2^32 times).  0 is never a valid handle.
+ *
+ * Handle blocks come from the general free index (never from runs) and
+ * cost CARVE_HANDLE_OVERHEAD bytes each: the block header and a reference
+ * back to the table entry, which is what lets compaction move a block
+ * without searching.  The table lives in the heap too, as a block of its
+ * own: with max_handles set it is made at carve_init with that many entries
+ * and never grows; with max_handles 0 it is made at the first carve_halloc
+ * and doubles when full.  An entry costs 16 bytes. */
+typedef uint64_t carve_handle;
+
+#define CARVE_HANDLE_OVERHEAD 16u
+
+/* Allocates a relocatable block of at least size bytes.  Returns its
+ * handle, or 0 with errno = EINVAL (size 0, h NULL) or ENOMEM (no room, or
+ * the handle table is full: max_handles reached, or it cannot grow).  When
+ * the free bytes could hold the request once merged, the heap compacts and
+ * retries before it reports ENOMEM.  Complexity: as carve_alloc, plus a
+ * compaction when that is needed. */
+carve_handle carve_halloc(carve_heap *h, size_t size);
+
+/* Pins the block and returns its current address (16-aligned); it stays
+ * there until the matching carve_unpin.  Pins nest: a block pinned n times
+ * needs n unpins.  NULL with errno = EINVAL for 0, a stale handle, or one
+ * that is not of this heap; a bad handle never reaches another block.
+ * Complexity: O(1). */
+void *carve_pin(carve_heap *h, carve_handle hd);
+
+/* Ends one pin.  CARVE_OK; CARVE_ERR_INVALID when the block is not pinned
+ * (or h is NULL); CARVE_ERR_NOT_OWNED for a bad or stale handle.  O(1). */
+int carve_unpin(carve_heap *h, carve_handle hd);
+
+/* Frees the block and retires the handle.  CARVE_OK; CARVE_ERR_PINNED when
+ * it is pinned (nothing changes); CARVE_ERR_NOT_OWNED for a bad or stale
+ * handle; CARVE_ERR_CORRUPT when its metadata fails a check;
+ * CARVE_ERR_INVALID when h is NULL.  Complexity: as carve_free. */
+int carve_hfree(carve_heap *h, carve_handle hd);
+
+/* Resizes the block, keeping min(old, new) bytes of its contents: in place
+ * when it can (shrinking always can; growing when the block after it is
+ * free and large enough), else by moving it, which a pinned block cannot.
+ * CARVE_OK; CARVE_ERR_INVALID for size 0 (or h NULL); CARVE_ERR_PINNED
+ * when it is pinned and would have to move; CARVE_ERR_NOMEM when it does
+ * not fit (after compacting); CARVE_ERR_NOT_OWNED for a bad or stale
+ * handle; CARVE_ERR_CORRUPT.  On any error nothing changes.
+ * Complexity: O(1) in place; an allocation and an O(size) copy otherwise. */
+int carve_hresize(carve_heap *h, carve_handle hd, size_t size);
+
+/* The usable size of the handle's block (>= what was asked), or 0 for a bad
+ * or stale handle.  O(1). */
+size_t carve_hsize(carve_heap *h, carve_handle hd);
+
+/* Moves unpinned handle blocks toward the start of the heap, each into the
+ * free block just before it, so that free space merges; raw blocks, runs
+ * and pinned blocks never move, and free space flows around them.  Every
+ * block keeps its contents and every handle its identity.  Returns the
+ * bytes it moved, never more than max_bytes_moved (SIZE_MAX = all the
+ * way): a block larger than what is left of the budget waits for a later
+ * call, so a real-time caller can compact a slice per frame; each call
+ * leaves the heap fully consistent and a later one carries on.  Counted in
+ * the compactions and bytes_moved statistics.  0 when h is NULL.
+ * Complexity: O(blocks visited + bytes moved). */
+size_t carve_compact(carve_heap *h, size_t max_bytes_moved);
 
 /* ------------------------------------------------------------------------ */
 /* Status codes                                                              */

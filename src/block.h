@@ -9,8 +9,9 @@
  *                 bit 1      PREV_FREE  the block before it is free, so the
  *                                       8 bytes before this header are that
  *                                       block's footer
- *                 bits 2-3   KIND       raw, handle, quarantined or run (live only)
- *                 bits 4-43  size in granules (the whole block)
+ *                 bits 2-4   KIND       raw, handle, quarantined, run or handle
+ *                                       table (live blocks only)
+ *                 bits 5-43  size in granules (the whole block)
  *                 bits 44-63 check: a hash of bits 0-43, the header's own
  *                            offset and the heap's salt
  *
@@ -33,13 +34,27 @@
 #define HDR_FREE       UINT64_C(1)
 #define HDR_PREV_FREE  UINT64_C(2)
 #define HDR_KIND_SHIFT 2u
-#define HDR_KIND_MASK  (UINT64_C(3) << HDR_KIND_SHIFT)
-#define HDR_SIZE_SHIFT 4u
+#define HDR_KIND_MASK  (UINT64_C(7) << HDR_KIND_SHIFT)
+#define HDR_SIZE_SHIFT 5u
 #define HDR_LOW_BITS   44u
 #define HDR_LOW_MASK   ((UINT64_C(1) << HDR_LOW_BITS) - 1u)
 
 /* KIND_RUN: a block whose payload is a run of small slots (small.h). */
-enum block_kind { KIND_RAW = 0, KIND_HANDLE = 1, KIND_QUARANTINE = 2, KIND_RUN = 3 };
+/* KIND_HANDLE: a relocatable block whose last word names its handle-table
+ * entry; KIND_RUN: a run of small slots (small.h); KIND_TABLE: the handle
+ * table itself (handles.c).  Only raw and handle blocks are the user's. */
+enum block_kind {
+    KIND_RAW = 0,
+    KIND_HANDLE = 1,
+    KIND_QUARANTINE = 2,
+    KIND_RUN = 3,
+    KIND_TABLE = 4
+};
+
+CARVE_INLINE bool kind_is_users(unsigned kind)
+{
+    return kind == KIND_RAW || kind == KIND_HANDLE;
+}
 
 /* ---- the header word ------------------------------------------------------ */
 

@@ -3,6 +3,7 @@
  * the integrity walk, the block walk and the printed map.
  */
 #include "index.h"
+#include "handles.h"
 #include "small.h"
 
 #include <inttypes.h>
@@ -78,15 +79,16 @@ CARVE_EXPORT void carve_get_stats(carve_heap *h, carve_stats *out)
     if (!h || !out) {
         return;
     }
-    heap_lock_for_diag(h);
+    heap_enter(h);
     stats_unlocked(h, out);
-    heap_unlock_for_diag(h);
+    heap_leave(h);
 }
 
 /* ---- the integrity walk ---------------------------------------------------------- */
 
 struct chain_totals {
     uint64_t used, free, live, free_blocks, quarantined;
+    uint64_t handle_blocks, table_blocks;
     struct slot_totals slots;
 };
 
@@ -119,8 +121,13 @@ static bool chain_is_sound(const carve_heap *h, struct chain_totals *t)
                 if (g != RUN_BLOCK_GRANULES || !small_run_is_sound(h, b, &t->slots)) {
                     return false;
                 }
-            } else {
+            } else if (kind == KIND_TABLE) {
+                t->table_blocks++;
+            } else if (kind == KIND_RAW || kind == KIND_HANDLE) {
                 t->live++;
+                t->handle_blocks += kind == KIND_HANDLE ? 1u : 0u;
+            } else {
+                return false;
             }
             t->used += bytes_of(g);
         }
@@ -200,6 +207,9 @@ int check_unlocked(carve_heap *h)
     if (h->runs_on ? !small_lists_are_sound(h, &t.slots) : t.slots.runs != 0) {
         return CARVE_ERR_CORRUPT;
     }
+    if (!handles_are_sound(h, t.handle_blocks, t.table_blocks)) {
+        return CARVE_ERR_CORRUPT;
+    }
     /* A quarantined block is the trace of a write after free: the heap
      * stays usable, but it is not healthy. */
     if (!counters_agree || t.quarantined != 0 || index_node_count(h) != t.free_blocks) {
@@ -213,9 +223,9 @@ CARVE_EXPORT int carve_check(carve_heap *h)
     if (!h) {
         return CARVE_ERR_INVALID;
     }
-    heap_lock_for_diag(h);
+    heap_enter(h);
     int st = check_unlocked(h);
-    heap_unlock_for_diag(h);
+    heap_leave(h);
     return st;
 }
 
@@ -231,6 +241,8 @@ static carve_block_kind public_kind(hword w)
         return CARVE_BLOCK_HANDLE;
     case KIND_QUARANTINE:
         return CARVE_BLOCK_QUARANTINED;
+    case KIND_TABLE:
+        return CARVE_BLOCK_META;
     default:
         return CARVE_BLOCK_RAW;
     }
@@ -242,9 +254,11 @@ static void describe_block(carve_heap *h, ref b, hword w, carve_block *out)
     out->offset = (size_t)b;
     out->size = clamp_size(size);
     out->kind = public_kind(w);
-    out->usable = out->kind == CARVE_BLOCK_FREE ? 0 : clamp_size(size - HDR_SIZE);
-    out->payload = out->kind == CARVE_BLOCK_FREE ? NULL : block_payload(h, b);
-    out->pinned = 0;
+    bool handle = out->kind == CARVE_BLOCK_HANDLE;
+    bool user = out->kind == CARVE_BLOCK_RAW || handle;
+    out->usable = user ? clamp_size(size - HDR_SIZE - (handle ? HANDLE_TRAILER : 0u)) : 0;
+    out->payload = user ? block_payload(h, b) : NULL;
+    out->pinned = handle ? handle_pins_of_block(h, b, w) : 0u;
 }
 
 static int walk_unlocked(carve_heap *h, int (*visit)(const carve_block *b, void *ctx), void *ctx)
@@ -280,9 +294,9 @@ CARVE_EXPORT int carve_walk(carve_heap *h, int (*visit)(const carve_block *b, vo
     if (!h || !visit) {
         return CARVE_ERR_INVALID;
     }
-    heap_lock_for_diag(h);
+    heap_enter(h);
     int r = walk_unlocked(h, visit, ctx);
-    heap_unlock_for_diag(h);
+    heap_leave(h);
     return r;
 }
 
@@ -443,13 +457,13 @@ CARVE_EXPORT void carve_dump_ex(carve_heap *h, FILE *out, unsigned flags)
     if (!h || !out) {
         return;
     }
-    heap_lock_for_diag(h);
+    heap_enter(h);
     dump_summary(h, out);
     dump_picture(h, out);
     if (flags & (CARVE_DUMP_BLOCKS | CARVE_DUMP_HEX)) {
         dump_blocks(h, out, flags);
     }
-    heap_unlock_for_diag(h);
+    heap_leave(h);
 }
 
 CARVE_EXPORT void carve_dump(carve_heap *h, FILE *out)

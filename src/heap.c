@@ -9,12 +9,16 @@
  * everything it will read (headers through their check field, list links
  * against their neighbours), so a failing call changes nothing.
  */
+#include "compact.h"
+#include "handles.h"
+#include "heap.h"
 #include "index.h"
 #include "small.h"
 
 #include <errno.h>
 
-#define KNOWN_FLAGS   (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS)
+#define KNOWN_FLAGS \
+    (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS | CARVE_SCRAMBLE)
 #define CONTROL_ALIGN 64u
 
 CARVE_EXPORT const char *carve_version(void)
@@ -192,7 +196,7 @@ uint64_t control_checksum_of(const carve_heap *h)
     uint64_t fields[] = {h->magic,    h->layout_version, h->control_size, h->buffer_size,
                          h->lead_pad, h->arena_begin,    h->arena_end,    h->salt,
                          h->flags,    h->policy,         h->fl_count,     h->word_bits,
-                         h->runs_on,  h->pagemap};
+                         h->runs_on,  h->pagemap,        h->max_handles};
     uint64_t sum = UINT64_C(0x6a09e667f3bcc909);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         sum = mix64(sum ^ fields[i]);
@@ -270,7 +274,13 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
         block_poison(h, l.arena_begin, granules);
     }
     index_insert(h, l.arena_begin, granules);
+    h->max_handles = o.max_handles;
     h->control_checksum = control_checksum_of(h);
+    if (o.max_handles != 0 && !handles_table_create(h, o.max_handles)) {
+        h->magic = 0; /* too small for the table it was asked to hold */
+        errno = EINVAL;
+        return NULL;
+    }
     return h;
 }
 
@@ -309,16 +319,20 @@ CARVE_EXPORT carve_heap *carve_attach(void *buffer, size_t size)
 
 /* ---- sizes ------------------------------------------------------------------ */
 
-/* Granules of the block that holds a request of size bytes; false when no
- * block of this heap could (which also rules out overflow). */
-static bool request_granules(const carve_heap *h, size_t size, uint64_t *g)
+bool heap_request_granules(const carve_heap *h, size_t size, uint64_t extra, uint64_t *g)
 {
     if ((uint64_t)size > h->arena_end - h->arena_begin) {
-        return false;
+        return false; /* which also rules out overflow below */
     }
-    uint64_t n = ((uint64_t)size + HDR_SIZE + GRANULE - 1u) >> GRANULE_SHIFT;
+    uint64_t n = ((uint64_t)size + extra + HDR_SIZE + GRANULE - 1u) >> GRANULE_SHIFT;
     *g = n < MIN_GRANULES ? MIN_GRANULES : n;
     return true;
+}
+
+/* Granules of the block that holds a raw request of size bytes. */
+static bool request_granules(const carve_heap *h, size_t size, uint64_t *g)
+{
+    return heap_request_granules(h, size, 0, g);
 }
 
 /* ---- counters ------------------------------------------------------------------ */
@@ -424,18 +438,18 @@ static bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned ki
         block_set_prev_free(h, n, false);
     }
     count_used(h, (int64_t)bytes_of(g));
-    if (kind != KIND_RUN) { /* a run's slots are counted as they are handed out */
+    if (kind_is_users(kind)) { /* a run's slots are counted as they are handed out */
         h->live_blocks++;
         h->allocs++;
-        note_peak(h);
     }
+    note_peak(h);
     return true;
 }
 
 /* A live general block of g granules, or 0 with errno set.  When the index
  * has nothing, retained empty runs are handed back first and the search
  * retried, so they never make an allocation fail. */
-static ref alloc_block(carve_heap *h, uint64_t g, unsigned kind)
+ref heap_alloc_block(carve_heap *h, uint64_t g, unsigned kind)
 {
     uint64_t bg;
     ref b = claim_free_block(h, g, &bg);
@@ -508,10 +522,25 @@ static void *alloc_small(carve_heap *h, size_t size)
     return small_refill(h, small_class_of(size)) ? small_alloc(h, size) : NULL;
 }
 
+/* A general block of g granules for a raw request; when the index has no
+ * room but compaction could make it, the heap compacts and tries again. */
+static ref alloc_raw_block(carve_heap *h, uint64_t g)
+{
+    ref b = heap_alloc_block(h, g, KIND_RAW);
+    if (b == 0 && errno == ENOMEM && heap_compaction_could_help(h, g)) {
+        (void)compact_unlocked(h, UINT64_MAX);
+        b = heap_alloc_block(h, g, KIND_RAW);
+    }
+    return b;
+}
+
 static void *alloc_unlocked(carve_heap *h, size_t size)
 {
     uint64_t g;
     ref b;
+    if (CARVE_UNLIKELY(h->flags & CARVE_SCRAMBLE)) {
+        scramble_unlocked(h);
+    }
     if (size <= SMALL_MAX && h->runs_on) {
         void *p = alloc_small(h, size);
         if (CARVE_LIKELY(p != NULL)) {
@@ -520,7 +549,7 @@ static void *alloc_unlocked(carve_heap *h, size_t size)
     }
     if (!request_granules(h, size, &g)) {
         errno = ENOMEM;
-    } else if ((b = alloc_block(h, g, KIND_RAW)) != 0) {
+    } else if ((b = alloc_raw_block(h, g)) != 0) {
         return block_payload(h, b);
     } else if (size <= SMALL_MAX && h->runs_on && errno == ENOMEM) {
         void *p = small_alloc_larger(h, size);
@@ -536,10 +565,19 @@ static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size
 {
     uint64_t g;
     ref b;
+    if (CARVE_UNLIKELY(h->flags & CARVE_SCRAMBLE)) {
+        scramble_unlocked(h);
+    }
     if (!request_granules(h, size, &g)) {
         errno = ENOMEM;
     } else if ((b = alloc_aligned_block(h, g, alignment, 0, 0, KIND_RAW)) != 0) {
         return block_payload(h, b);
+    } else if (errno == ENOMEM &&
+               heap_compaction_could_help(h, g + (alignment >> GRANULE_SHIFT) + 1u)) {
+        (void)compact_unlocked(h, UINT64_MAX);
+        if ((b = alloc_aligned_block(h, g, alignment, 0, 0, KIND_RAW)) != 0) {
+            return block_payload(h, b);
+        }
     }
     h->failed_allocs++;
     return NULL;
@@ -589,8 +627,7 @@ static int locate_live(const carve_heap *h, const void *p, ref *bo, hword *wo)
 
 /* ---- freeing -------------------------------------------------------------------- */
 
-/* Frees live block b (header w), merging it with free neighbours. */
-static int release_block(carve_heap *h, ref b, hword w)
+int heap_release_block(carve_heap *h, ref b, hword w)
 {
     uint64_t g = hdr_granules(w);
     ref n = block_next(b, g);
@@ -640,8 +677,10 @@ static int release_block(carve_heap *h, ref b, hword w)
     }
     index_insert(h, start, total);
     count_used(h, -(int64_t)bytes_of(g));
-    h->live_blocks--;
-    h->frees++;
+    if (kind_is_users(hdr_kind(w))) {
+        h->live_blocks--;
+        h->frees++;
+    }
     return CARVE_OK;
 }
 
@@ -653,18 +692,14 @@ static int free_unlocked(carve_heap *h, void *ptr)
     ref b;
     hword w;
     int st = locate_live(h, ptr, &b, &w);
-    return st != CARVE_OK ? st : release_block(h, b, w);
+    return st != CARVE_OK ? st : heap_release_block(h, b, w);
 }
 
 void heap_release_run_block(carve_heap *h, ref b)
 {
     hword w;
     if (block_read(h, b, &w) && !hdr_is_free(w) && hdr_kind(w) == KIND_RUN) {
-        /* release_block counts a user block; a run block is not one. */
-        if (release_block(h, b, w) == CARVE_OK) {
-            h->live_blocks++;
-            h->frees--;
-        }
+        (void)heap_release_block(h, b, w);
     }
 }
 
@@ -673,7 +708,7 @@ void heap_release_run_block(carve_heap *h, ref b)
 /* Gives the tail of live block b beyond want granules back to the index
  * (merged with the next block if that is free).  Does nothing when the tail
  * is smaller than a block or the next header fails its check. */
-static void shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want)
+void heap_shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want)
 {
     uint64_t g = hdr_granules(w);
     if (g - want < MIN_GRANULES) {
@@ -705,7 +740,7 @@ static void shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want)
 
 /* Grows live block b into the free block after it, if that holds enough.
  * Returns false (nothing changed) when it cannot. */
-static bool grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
+bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
 {
     uint64_t g = hdr_granules(w);
     ref n = block_next(b, g);
@@ -779,10 +814,10 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
     }
     uint64_t g = hdr_granules(w);
     if (want <= g) {
-        shrink_in_place(h, b, w, want);
+        heap_shrink_in_place(h, b, w, want);
         return ptr;
     }
-    if (grow_in_place(h, b, w, want)) {
+    if (heap_grow_in_place(h, b, w, want)) {
         note_peak(h);
         return ptr;
     }
@@ -796,7 +831,7 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
     if (block_read(h, b, &now)) {
         /* If b's neighbourhood fails a check, b stays allocated (leaked, not
          * corrupted) and the caller still gets the copy. */
-        (void)release_block(h, b, now);
+        (void)heap_release_block(h, b, now);
     }
     return q;
 }
@@ -909,13 +944,19 @@ CARVE_EXPORT size_t carve_usable_size(carve_heap *h, const void *ptr)
     return n;
 }
 
-/* Used by diag.c so that its entry points lock the same way. */
-void heap_lock_for_diag(carve_heap *h)
+/* The public entry points of diag.c, handles.c and compact.c lock the same
+ * way as these. */
+void heap_enter(carve_heap *h)
 {
     heap_lock(h);
 }
 
-void heap_unlock_for_diag(carve_heap *h)
+void heap_leave(carve_heap *h)
 {
     heap_unlock(h);
+}
+
+void heap_debug_check(carve_heap *h)
+{
+    debug_check(h);
 }

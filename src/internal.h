@@ -44,13 +44,13 @@
 #define SL_SHIFT      4u /* 16 second-level classes per octave */
 #define SL_COUNT      (1u << SL_SHIFT)
 #define FL_LIMIT      40u /* first levels the control block has room for */
-#define SIZE_BITS     40u /* block size field, in granules: 16 TiB */
+#define SIZE_BITS     39u /* block size field, in granules: 8 TiB */
 #define MAX_GRANULES  ((UINT64_C(1) << SIZE_BITS) - 1u)
 
 #define SMALL_MAX            256u /* requests up to this come from runs of slots */
 #define SMALL_CLASSES        (SMALL_MAX / GRANULE)
 #define CARVE_MAGIC          UINT64_C(0x3170616568657663) /* "cvehea p1" */
-#define CARVE_LAYOUT_VERSION 1u
+#define CARVE_LAYOUT_VERSION 2u
 #define POISON_BYTE          0xdbu
 
 typedef uint64_t ref;   /* byte offset from the control block; 0 = none */
@@ -73,7 +73,8 @@ struct carve_heap {
     uint32_t word_bits; /* 8 * sizeof(void *) of the creator */
     uint32_t runs_on;   /* small requests come from runs (small.h) */
     uint32_t reserved0;
-    uint64_t pagemap; /* offset of the bitmap of run pages */
+    uint64_t pagemap;     /* offset of the bitmap of run pages */
+    uint64_t max_handles; /* carve_options.max_handles: 0 = the table grows */
     uint64_t control_checksum;
 
     /* Counters (see carve_stats). */
@@ -93,6 +94,13 @@ struct carve_heap {
         ref current; /* the run slots are taken from, or 0 */
         ref partial; /* runs with free slots, not current */
     } small[SMALL_CLASSES];
+
+    /* The handle table (handles.c): a block of kind TABLE holding hcap
+     * entries, or 0 before the first handle; hfree is 1 + the index of the
+     * first free entry (0: none). */
+    ref htable;
+    uint64_t hcap;
+    uint64_t hfree;
 
     /* The free index: bitmaps over the segregated lists.  Bit fl of
      * fl_bitmap is set iff sl_bitmap[fl] != 0; bit sl of sl_bitmap[fl] is set
@@ -127,8 +135,8 @@ uint64_t control_checksum_of(const carve_heap *h);
 bool control_is_valid(const carve_heap *h);
 
 /* The public entry points' locking, for diag.c's entries. */
-void heap_lock_for_diag(carve_heap *h);
-void heap_unlock_for_diag(carve_heap *h);
+void heap_enter(carve_heap *h);
+void heap_leave(carve_heap *h);
 
 /* ---- diag.c ------------------------------------------------------------- */
 int check_unlocked(carve_heap *h);

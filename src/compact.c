@@ -1,0 +1,125 @@
+/*
+ * compact.c: compaction.
+ *
+ * Compaction slides each unpinned handle block (and the handle table's own
+ * block) down into the free block just before it: the free space moves up past the block and merges
+ * with whatever free space follows.  One pass from the start of the arena leaves every run of
+ * movable blocks packed against the block before it, and all the free space between two barriers
+ * (raw blocks, runs, the handle table, pinned blocks) merged into one block after them.  Each move
+ * copies the block once (memmove, the regions may overlap), so the cost is the bytes moved plus the
+ * blocks visited.
+ *
+ * The budget is a hard cap on bytes copied: a block that does not fit in
+ * what is left is skipped (a later call, with a fresh budget, moves it),
+ * and the walk goes on to smaller blocks after it.  Every move leaves the
+ * heap consistent, so the walk can stop anywhere.
+ */
+#include "compact.h"
+
+#include "handles.h"
+#include "index.h"
+#include "small.h"
+
+#include <errno.h>
+
+bool heap_compaction_could_help(const carve_heap *h, uint64_t g)
+{
+    return h->live_handles > h->pinned_handles && h->free_bytes >= bytes_of(g);
+}
+
+/* Moves movable block m (header mw) down into free block f (fg granules)
+ * just before it.  Returns false, changing nothing, when the neighbourhood
+ * fails a check.  The caller points m's owner (its handle entry, or the
+ * control block for the handle table) at f. */
+static bool slide_down(carve_heap *h, ref f, uint64_t fg, ref m, hword mw)
+{
+    uint64_t mg = hdr_granules(mw);
+    ref n = block_next(m, mg);
+    hword nw;
+    if (!list_links_valid(h, f, class_of(fg)) || !block_read(h, n, &nw) ||
+        (hdr_is_free(nw) && !list_links_valid(h, n, class_of(hdr_granules(nw))))) {
+        return false;
+    }
+    index_remove(h, f, fg);
+    memmove(at(h, f + HDR_SIZE), at(h, m + HDR_SIZE), (size_t)(bytes_of(mg) - HDR_SIZE));
+    /* f's own predecessor is live (free blocks never touch): no PREV_FREE. */
+    block_set_header(h, f, mg, hdr_flags(mw) & ~HDR_PREV_FREE);
+    ref hole = block_next(f, mg);
+    uint64_t hole_g = fg;
+    if (m > hole) {
+        block_erase_header(h, m); /* the old header now lies inside the hole */
+    }
+    if (hdr_is_free(nw)) {
+        uint64_t ng = hdr_granules(nw);
+        index_remove(h, n, ng);
+        block_erase_header(h, n);
+        hole_g += ng;
+    } else {
+        block_set_prev_free(h, n, true);
+    }
+    block_make_free(h, hole, hole_g);
+    if (h->flags & CARVE_POISON) {
+        block_poison(h, hole, hole_g);
+    }
+    index_insert(h, hole, hole_g);
+    return true;
+}
+
+/* Where m's owner keeps its offset, if m may move now: an unpinned handle
+ * block's entry, or the handle table's own block.  NULL when it may not. */
+static ref *movable_owner(carve_heap *h, ref m, hword mw)
+{
+    if (hdr_is_free(mw)) {
+        return NULL;
+    }
+    if (hdr_kind(mw) == KIND_TABLE && m == h->htable) {
+        return &h->htable;
+    }
+    struct hentry *e = hdr_kind(mw) == KIND_HANDLE ? handle_entry_of_block(h, m, mw) : NULL;
+    return e && e->pins == 0 ? &e->block : NULL;
+}
+
+uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
+{
+    uint64_t moved = 0;
+    (void)small_reclaim(h); /* an empty retained run would be a barrier */
+    for (ref b = h->arena_begin; b < h->arena_end;) {
+        hword w;
+        if (!block_read(h, b, &w)) {
+            break; /* damage: stop; carve_check reports it */
+        }
+        uint64_t g = hdr_granules(w);
+        ref m = block_next(b, g);
+        hword mw;
+        if (hdr_is_free(w) && m < h->arena_end && block_read(h, m, &mw)) {
+            ref *owner = movable_owner(h, m, mw);
+            uint64_t cost = bytes_of(hdr_granules(mw)) - HDR_SIZE;
+            if (owner && cost <= budget - moved) {
+                if (!slide_down(h, b, g, m, mw)) {
+                    break;
+                }
+                *owner = b;
+                moved += cost;
+                continue; /* b is now the moved block; the hole follows it */
+            }
+        }
+        b = m;
+    }
+    if (moved) {
+        h->compactions++;
+        h->bytes_moved += moved;
+    }
+    return moved;
+}
+
+CARVE_EXPORT size_t carve_compact(carve_heap *h, size_t max_bytes_moved)
+{
+    if (!h) {
+        return 0;
+    }
+    heap_enter(h);
+    uint64_t moved = compact_unlocked(h, max_bytes_moved);
+    heap_debug_check(h);
+    heap_leave(h);
+    return (size_t)moved;
+}

@@ -1,0 +1,492 @@
+/*
+ * handles.c: the handle table, relocatable blocks and pins (see handles.h).
+ */
+#include "handles.h"
+
+#include "compact.h"
+
+#include <errno.h>
+
+/* ---- the table ----------------------------------------------------------------- */
+
+/* Whether the table's entries lie inside the arena, so reading any entry
+ * below hcap stays inside the buffer.  (carve_check validates the table
+ * block fully; this is the cheap bound every call relies on.) */
+static bool table_in_bounds(const carve_heap *h)
+{
+    return h->htable != 0 && block_offset_plausible(h, h->htable) && h->hcap <= MAX_GRANULES &&
+           h->hcap * sizeof(struct hentry) <= h->arena_end - h->htable - HDR_SIZE;
+}
+
+static struct hentry *entry_at(const carve_heap *h, uint64_t idx)
+{
+    return (struct hentry *)(void *)at(h, h->htable + HDR_SIZE + idx * sizeof(struct hentry));
+}
+
+/* Lays out cap entries at table block t, entries from `from` on free and
+ * chained, ending the chain with `tail` (1 + index, or 0). */
+static void table_chain_free(carve_heap *h, ref t, uint64_t from, uint64_t cap, uint64_t tail)
+{
+    for (uint64_t i = from; i < cap; i++) {
+        struct hentry *e = (struct hentry *)(void *)at(h, t + HDR_SIZE + i * sizeof(struct hentry));
+        e->block = 0;
+        e->gen = 1;
+        e->pins = (uint32_t)(i + 1u < cap ? i + 2u : tail);
+    }
+}
+
+/* A table block of cap entries, or 0 with errno. */
+static ref table_block_alloc(carve_heap *h, uint64_t cap)
+{
+    uint64_t g;
+    if (cap > UINT32_MAX ||
+        !heap_request_granules(h, (size_t)(cap * sizeof(struct hentry)), 0, &g)) {
+        errno = ENOMEM;
+        return 0;
+    }
+    ref t = heap_alloc_block(h, g, KIND_TABLE);
+    if (t == 0 && errno == ENOMEM && heap_compaction_could_help(h, g)) {
+        (void)compact_unlocked(h, UINT64_MAX);
+        t = heap_alloc_block(h, g, KIND_TABLE);
+    }
+    return t;
+}
+
+bool handles_table_create(carve_heap *h, uint64_t cap)
+{
+    ref t = table_block_alloc(h, cap);
+    if (t == 0) {
+        return false;
+    }
+    table_chain_free(h, t, 0, cap, 0);
+    h->htable = t;
+    h->hcap = cap;
+    h->hfree = 1;
+    return true;
+}
+
+/* Doubles a growing table: a new block, the entries copied, the new half
+ * chained free, the old block freed.  Entries keep their indexes, so every
+ * handle stays valid. */
+static bool table_grow(carve_heap *h)
+{
+    uint64_t cap = h->hcap * 2u;
+    ref t = table_block_alloc(h, cap);
+    if (t == 0) {
+        return false;
+    }
+    memcpy(at(h, t + HDR_SIZE), at(h, h->htable + HDR_SIZE),
+           (size_t)(h->hcap * sizeof(struct hentry)));
+    table_chain_free(h, t, h->hcap, cap, h->hfree);
+    ref old = h->htable;
+    h->hfree = h->hcap + 1u;
+    h->htable = t;
+    h->hcap = cap;
+    hword w;
+    if (block_read(h, old, &w)) {
+        (void)heap_release_block(h, old, w);
+    }
+    return true;
+}
+
+/* The index of a free entry, taken off the free chain; UINT64_MAX with
+ * errno = ENOMEM when the table is full and may not (or cannot) grow. */
+static uint64_t entry_take(carve_heap *h)
+{
+    if (h->htable == 0 && (h->max_handles != 0 || !handles_table_create(h, HANDLE_TABLE_FIRST))) {
+        errno = ENOMEM;
+        return UINT64_MAX;
+    }
+    if (!table_in_bounds(h)) {
+        errno = CARVE_ERRNO_CORRUPT;
+        return UINT64_MAX;
+    }
+    if (h->hfree == 0 && (h->max_handles != 0 || !table_grow(h))) {
+        errno = ENOMEM;
+        return UINT64_MAX;
+    }
+    uint64_t idx = h->hfree - 1u;
+    if (idx >= h->hcap || entry_at(h, idx)->block != 0) {
+        errno = CARVE_ERRNO_CORRUPT;
+        return UINT64_MAX;
+    }
+    h->hfree = entry_at(h, idx)->pins;
+    return idx;
+}
+
+/* Puts entry idx back at the head of the free chain, retiring its handle
+ * when it had been handed out (retire: the generation moves on). */
+static void entry_put(carve_heap *h, uint64_t idx, bool retire)
+{
+    struct hentry *e = entry_at(h, idx);
+    e->block = 0;
+    if (retire) {
+        e->gen = e->gen == UINT32_MAX ? 1u : e->gen + 1u;
+    }
+    e->pins = (uint32_t)h->hfree;
+    h->hfree = idx + 1u;
+}
+
+/* ---- handle blocks ---------------------------------------------------------------- */
+
+static uint64_t trailer_of(const carve_heap *h, ref b, hword w)
+{
+    return load64(at(h, b + bytes_of(hdr_granules(w)) - HANDLE_TRAILER));
+}
+
+/* Writes the entry index into the last word of handle block b, wherever
+ * its end is now (an allocation may hand out a little more than asked). */
+static void trailer_set(carve_heap *h, ref b, uint64_t idx)
+{
+    store64(at(h, b + bytes_of(hdr_granules(block_header(h, b))) - HANDLE_TRAILER), idx);
+}
+
+static uint64_t handle_usable(hword w)
+{
+    return bytes_of(hdr_granules(w)) - HDR_SIZE - HANDLE_TRAILER;
+}
+
+struct hentry *handle_entry_of_block(const carve_heap *h, ref b, hword w)
+{
+    if (!table_in_bounds(h) || hdr_kind(w) != KIND_HANDLE) {
+        return NULL;
+    }
+    uint64_t idx = trailer_of(h, b, w);
+    if (idx >= h->hcap || entry_at(h, idx)->block != b) {
+        return NULL;
+    }
+    return entry_at(h, idx);
+}
+
+unsigned handle_pins_of_block(const carve_heap *h, ref b, hword w)
+{
+    const struct hentry *e = handle_entry_of_block(h, b, w);
+    return e ? e->pins : 0u;
+}
+
+/* The live entry and block a handle names, validated all the way: the
+ * index is inside the table, the generation matches, and the block is a
+ * handle block whose trailer names the entry back.  A status says why not
+ * (a bad or stale handle is NOT_OWNED; a damaged block CORRUPT). */
+static int handle_resolve(const carve_heap *h, carve_handle hd, struct hentry **eo, hword *wo)
+{
+    uint64_t idx = (hd & UINT32_MAX) - 1u;
+    if (hd == 0 || (hd & UINT32_MAX) == 0 || !table_in_bounds(h) || idx >= h->hcap) {
+        return CARVE_ERR_NOT_OWNED;
+    }
+    struct hentry *e = entry_at(h, idx);
+    if (e->block == 0 || e->gen != (uint32_t)(hd >> 32)) {
+        return CARVE_ERR_NOT_OWNED;
+    }
+    hword w;
+    if (!block_read(h, e->block, &w) || hdr_is_free(w) || hdr_kind(w) != KIND_HANDLE ||
+        trailer_of(h, e->block, w) != idx) {
+        return CARVE_ERR_CORRUPT;
+    }
+    *eo = e;
+    *wo = w;
+    return CARVE_OK;
+}
+
+static carve_handle handle_value(const struct hentry *e, uint64_t idx)
+{
+    return ((uint64_t)e->gen << 32) | (idx + 1u);
+}
+
+/* A HANDLE block of g granules; compacts and retries when that could help. */
+static ref handle_block_alloc(carve_heap *h, uint64_t g)
+{
+    ref b = heap_alloc_block(h, g, KIND_HANDLE);
+    if (b == 0 && errno == ENOMEM && heap_compaction_could_help(h, g)) {
+        (void)compact_unlocked(h, UINT64_MAX);
+        b = heap_alloc_block(h, g, KIND_HANDLE);
+    }
+    return b;
+}
+
+void scramble_unlocked(carve_heap *h)
+{
+    if (!table_in_bounds(h)) {
+        return;
+    }
+    int saved = errno; /* a block that finds no new place just stays */
+    for (uint64_t idx = 0; idx < h->hcap; idx++) {
+        struct hentry *e = entry_at(h, idx);
+        hword w;
+        if (e->block == 0 || e->pins != 0 || !block_read(h, e->block, &w) ||
+            hdr_kind(w) != KIND_HANDLE) {
+            continue;
+        }
+        ref b = e->block;
+        uint64_t g = hdr_granules(w);
+        /* Ask for a minimum block more, then split back to exactly g: a move
+         * never changes a handle's usable size. */
+        ref nb = heap_alloc_block(h, g + MIN_GRANULES, KIND_HANDLE);
+        if (nb == 0) {
+            continue;
+        }
+        heap_shrink_in_place(h, nb, block_header(h, nb), g);
+        memcpy(block_payload(h, nb), block_payload(h, b), (size_t)handle_usable(w));
+        trailer_set(h, nb, idx);
+        e->block = nb;
+        hword now; /* the allocation may have changed b's PREV_FREE */
+        if (block_read(h, b, &now)) {
+            (void)heap_release_block(h, b, now);
+        }
+    }
+    errno = saved;
+}
+
+/* ---- the calls, unlocked ------------------------------------------------------------ */
+
+static carve_handle halloc_unlocked(carve_heap *h, size_t size)
+{
+    uint64_t g;
+    if (CARVE_UNLIKELY(h->flags & CARVE_SCRAMBLE)) {
+        scramble_unlocked(h);
+    }
+    if (!heap_request_granules(h, size, HANDLE_TRAILER, &g)) {
+        errno = ENOMEM;
+        h->failed_allocs++;
+        return 0;
+    }
+    uint64_t idx = entry_take(h);
+    if (idx == UINT64_MAX) {
+        h->failed_allocs++;
+        return 0;
+    }
+    /* The table may move while the block is found (it grows, or compaction
+     * runs); entries are always reached through h->htable. */
+    ref b = handle_block_alloc(h, g);
+    if (b == 0) {
+        entry_put(h, idx, false);
+        h->failed_allocs++;
+        return 0;
+    }
+    trailer_set(h, b, idx);
+    struct hentry *e = entry_at(h, idx);
+    e->block = b;
+    e->pins = 0;
+    h->live_handles++;
+    return handle_value(e, idx);
+}
+
+static void *pin_unlocked(carve_heap *h, carve_handle hd)
+{
+    struct hentry *e;
+    hword w;
+    int st = handle_resolve(h, hd, &e, &w);
+    if (st != CARVE_OK) {
+        errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        return NULL;
+    }
+    if (e->pins == UINT32_MAX) {
+        errno = EOVERFLOW;
+        return NULL;
+    }
+    if (e->pins++ == 0) {
+        h->pinned_handles++;
+    }
+    return block_payload(h, e->block);
+}
+
+static int unpin_unlocked(carve_heap *h, carve_handle hd)
+{
+    struct hentry *e;
+    hword w;
+    int st = handle_resolve(h, hd, &e, &w);
+    if (st != CARVE_OK) {
+        return st;
+    }
+    if (e->pins == 0) {
+        return CARVE_ERR_INVALID;
+    }
+    if (--e->pins == 0) {
+        h->pinned_handles--;
+    }
+    return CARVE_OK;
+}
+
+static int hfree_unlocked(carve_heap *h, carve_handle hd)
+{
+    struct hentry *e;
+    hword w;
+    int st = handle_resolve(h, hd, &e, &w);
+    if (st != CARVE_OK) {
+        return st;
+    }
+    if (e->pins != 0) {
+        return CARVE_ERR_PINNED;
+    }
+    st = heap_release_block(h, e->block, w);
+    if (st != CARVE_OK) {
+        return st;
+    }
+    entry_put(h, (hd & UINT32_MAX) - 1u, true);
+    h->live_handles--;
+    return CARVE_OK;
+}
+
+/* Moves the handle's block to a new block of g granules, keeping `keep`
+ * bytes of contents; the entry follows. */
+static int hresize_by_moving(carve_heap *h, struct hentry *e, uint64_t idx, uint64_t g,
+                             uint64_t keep)
+{
+    ref nb = handle_block_alloc(h, g);
+    if (nb == 0) {
+        return errno == ENOMEM ? CARVE_ERR_NOMEM : CARVE_ERR_CORRUPT;
+    }
+    /* Compaction inside the allocation may have moved the old block and the
+     * table: read both again through the table. */
+    e = entry_at(h, idx);
+    ref b = e->block;
+    memcpy(block_payload(h, nb), block_payload(h, b), (size_t)keep);
+    trailer_set(h, nb, idx);
+    hword w;
+    if (block_read(h, b, &w)) {
+        /* If the old block's neighbourhood is damaged it stays allocated
+         * (leaked, not corrupted); carve_check reports the damage. */
+        (void)heap_release_block(h, b, w);
+    }
+    e->block = nb;
+    return CARVE_OK;
+}
+
+static int hresize_unlocked(carve_heap *h, carve_handle hd, size_t size)
+{
+    struct hentry *e;
+    hword w;
+    int st = handle_resolve(h, hd, &e, &w);
+    if (st != CARVE_OK) {
+        return st;
+    }
+    uint64_t idx = (hd & UINT32_MAX) - 1u;
+    uint64_t want;
+    if (!heap_request_granules(h, size, HANDLE_TRAILER, &want)) {
+        return CARVE_ERR_NOMEM;
+    }
+    uint64_t g = hdr_granules(w);
+    if (want <= g) {
+        heap_shrink_in_place(h, e->block, w, want);
+    } else if (!heap_grow_in_place(h, e->block, w, want)) {
+        if (e->pins != 0) {
+            return CARVE_ERR_PINNED;
+        }
+        return hresize_by_moving(h, e, idx, want, handle_usable(w));
+    }
+    /* In place: the trailer moves to the block's new end. */
+    trailer_set(h, e->block, idx);
+    return CARVE_OK;
+}
+
+/* ---- public entry points --------------------------------------------------------------- */
+
+CARVE_EXPORT carve_handle carve_halloc(carve_heap *h, size_t size)
+{
+    if (!h || size == 0) {
+        errno = EINVAL;
+        return 0;
+    }
+    heap_enter(h);
+    carve_handle hd = halloc_unlocked(h, size);
+    heap_debug_check(h);
+    heap_leave(h);
+    return hd;
+}
+
+CARVE_EXPORT void *carve_pin(carve_heap *h, carve_handle hd)
+{
+    if (!h) {
+        errno = EINVAL;
+        return NULL;
+    }
+    heap_enter(h);
+    void *p = pin_unlocked(h, hd);
+    heap_leave(h);
+    return p;
+}
+
+CARVE_EXPORT int carve_unpin(carve_heap *h, carve_handle hd)
+{
+    if (!h) {
+        return CARVE_ERR_INVALID;
+    }
+    heap_enter(h);
+    int st = unpin_unlocked(h, hd);
+    heap_leave(h);
+    return st;
+}
+
+CARVE_EXPORT int carve_hfree(carve_heap *h, carve_handle hd)
+{
+    if (!h) {
+        return CARVE_ERR_INVALID;
+    }
+    heap_enter(h);
+    int st = hfree_unlocked(h, hd);
+    heap_debug_check(h);
+    heap_leave(h);
+    return st;
+}
+
+CARVE_EXPORT int carve_hresize(carve_heap *h, carve_handle hd, size_t size)
+{
+    if (!h || size == 0) {
+        return CARVE_ERR_INVALID;
+    }
+    heap_enter(h);
+    int st = hresize_unlocked(h, hd, size);
+    heap_debug_check(h);
+    heap_leave(h);
+    return st;
+}
+
+CARVE_EXPORT size_t carve_hsize(carve_heap *h, carve_handle hd)
+{
+    if (!h) {
+        return 0;
+    }
+    heap_enter(h);
+    struct hentry *e;
+    hword w;
+    size_t n = handle_resolve(h, hd, &e, &w) == CARVE_OK ? (size_t)handle_usable(w) : 0;
+    heap_leave(h);
+    return n;
+}
+
+/* ---- diagnostics ---------------------------------------------------------------------- */
+
+bool handles_are_sound(const carve_heap *h, uint64_t handle_blocks, uint64_t table_blocks)
+{
+    if (h->htable == 0) {
+        return handle_blocks == 0 && table_blocks == 0 && h->live_handles == 0 && h->hcap == 0;
+    }
+    hword w;
+    if (table_blocks != 1 || !table_in_bounds(h) || !block_read(h, h->htable, &w) ||
+        hdr_kind(w) != KIND_TABLE || hdr_is_free(w)) {
+        return false;
+    }
+    uint64_t live = 0;
+    uint64_t pinned = 0;
+    for (uint64_t i = 0; i < h->hcap; i++) {
+        const struct hentry *e = entry_at(h, i);
+        if (e->block == 0) {
+            continue;
+        }
+        hword bw;
+        if (!block_read(h, e->block, &bw) || hdr_kind(bw) != KIND_HANDLE ||
+            trailer_of(h, e->block, bw) != i || e->gen == 0) {
+            return false;
+        }
+        live++;
+        pinned += e->pins ? 1u : 0u;
+    }
+    uint64_t chained = 0;
+    for (uint64_t f = h->hfree; f != 0; f = entry_at(h, f - 1u)->pins) {
+        if (f > h->hcap || entry_at(h, f - 1u)->block != 0 || ++chained > h->hcap) {
+            return false;
+        }
+    }
+    return live == handle_blocks && live == h->live_handles && pinned == h->pinned_handles &&
+           chained == h->hcap - live;
+}

@@ -1,0 +1,39 @@
+/*
+ * heap.h: the general heap's internal interface.  heap.c owns the blocks of
+ * the free index; small.c (runs), handles.c (the handle table and handle
+ * blocks) and compact.c build on these calls.  None of them locks: the
+ * public entry points do (heap_enter / heap_leave).
+ */
+#ifndef CARVE_HEAP_H
+#define CARVE_HEAP_H
+
+#include "block.h"
+
+/* The test builds' full check after a change (heap_enter and heap_leave,
+ * the lock every public entry point takes, are in internal.h). */
+void heap_debug_check(carve_heap *h);
+
+/* Granules of a block that holds size bytes plus extra bytes of carve's own
+ * (besides the header); false when no block of this heap could. */
+bool heap_request_granules(const carve_heap *h, size_t size, uint64_t extra, uint64_t *g);
+
+/* A live block of g granules and this kind from the free index, or 0 with
+ * errno (ENOMEM, or EIO for damage).  Retained empty runs are handed back
+ * and the search retried before it gives up; it never compacts. */
+ref heap_alloc_block(carve_heap *h, uint64_t g, unsigned kind);
+
+/* Frees live block b (header w), merging it with its free neighbours:
+ * CARVE_OK, or CARVE_ERR_CORRUPT (nothing changed). */
+int heap_release_block(carve_heap *h, ref b, hword w);
+
+/* In-place resizing of live block b (header w) to want granules: shrinking
+ * gives the tail back when it is a block's worth; growing takes from a free
+ * next block and returns false (nothing changed) when it cannot. */
+void heap_shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want);
+bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want);
+
+/* Whether compacting could make room for a block of g granules: there are
+ * movable blocks and enough free bytes in the index. */
+bool heap_compaction_could_help(const carve_heap *h, uint64_t g);
+
+#endif /* CARVE_HEAP_H */
