@@ -129,17 +129,23 @@ typedef struct carve_options {
  * may start at any address; carve aligns what it needs inside it.  opt NULL
  * means all defaults (CARVE_GOOD_FIT, no flags).
  *
+ * With opt->max_handles set, the handle table (16 bytes per entry) is made
+ * here, inside the heap, and never grows.
+ *
  * Returns NULL with errno = EINVAL when buffer is NULL, size is smaller than
- * carve_min_buffer_size(opt) allows at that address, flags has an unknown bit,
- * or policy is not one of carve_policy.  With CARVE_THREADSAFE/CARVE_SHARED it
- * may also fail with the errno of the lock's initialisation.
+ * carve_min_buffer_size(opt) allows at that address (the heap must hold its
+ * handle table, if one is asked for, and one block), flags has an unknown
+ * bit, policy is not one of carve_policy, or max_handles exceeds 2^32 - 1.
+ * With CARVE_THREADSAFE/CARVE_SHARED it may also fail with the errno of the
+ * lock's initialisation.
  *
  * The heap's blocks can span up to 8 TiB; the rest of a larger buffer is
  * not used.  The control block (counters, free-list heads, the bitmap of run
  * pages) takes from about 800 bytes in the smallest buffer to a few KiB in
  * large ones; carve_max_alloc_size() tells what is left.
  *
- * Complexity: O(1) (it writes the heap's control block, not the buffer).
+ * Complexity: O(1) (it writes the heap's control block, not the buffer),
+ * plus O(max_handles) to lay out the handle table.
  * Thread-safety: the buffer must not be in use by anyone during the call. */
 carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt);
 

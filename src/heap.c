@@ -165,25 +165,70 @@ static bool layout_compute(uintptr_t addr, uint64_t size, unsigned flags, struct
     return found;
 }
 
+/* Bytes a handle table of max_handles entries made at carve_init takes
+ * (0 when the table is made on demand), header included. */
+static uint64_t table_bytes_for(const carve_options *opt)
+{
+    if (!opt || opt->max_handles == 0) {
+        return 0;
+    }
+    if (opt->max_handles > UINT32_MAX) {
+        return UINT64_MAX / 2u; /* more entries than a handle can index: never fits */
+    }
+    uint64_t g = ((uint64_t)opt->max_handles * sizeof(struct hentry) + HDR_SIZE + GRANULE - 1u) >>
+                 GRANULE_SHIFT;
+    return bytes_of(g < MIN_GRANULES ? MIN_GRANULES : g);
+}
+
+/* Whether carve_init succeeds for a buffer of size bytes at every address:
+ * the layout fits, and the arena holds the handle table asked for and one
+ * minimum block beside it. */
+static bool buffer_holds(uint64_t size, const carve_options *opt)
+{
+    unsigned flags = opt ? opt->flags : 0u;
+    uint64_t need = table_bytes_for(opt) + bytes_of(MIN_GRANULES);
+    for (uintptr_t misalign = 0; misalign < CONTROL_ALIGN; misalign++) {
+        struct layout l;
+        if (!layout_compute(misalign, size, flags, &l) || l.arena_end - l.arena_begin < need) {
+            return false;
+        }
+    }
+    return true;
+}
+
 CARVE_EXPORT size_t carve_min_buffer_size(const carve_options *opt)
 {
-    (void)opt; /* no option changes the smallest layout */
-    /* One level of heads, one page-map word and one minimum block, at the
-     * worst buffer address (63 bytes before the 64-aligned control block). */
+    /* From a lower bound (one level of heads, one page-map word, the table
+     * or a minimum block, at the worst address), step up a granule at a
+     * time until every address works, then back down byte by byte: a large
+     * table needs more levels of heads than the bound assumes. */
     uint64_t begin = arena_begin_for(control_size_for(1u) + 8u);
-    return (size_t)(CONTROL_ALIGN - 1u + begin + bytes_of(MIN_GRANULES) + HDR_SIZE);
+    uint64_t table = table_bytes_for(opt);
+    uint64_t min = CONTROL_ALIGN - 1u + begin + table + bytes_of(MIN_GRANULES) + HDR_SIZE;
+    while (!buffer_holds(min, opt) && min < SIZE_MAX / 2u) {
+        min += GRANULE;
+    }
+    while (min > 0 && buffer_holds(min - 1u, opt)) {
+        min--;
+    }
+    return (size_t)min;
 }
 
 CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt)
 {
     unsigned flags = opt ? opt->flags : 0u;
+    uint64_t table = table_bytes_for(opt);
     uint64_t worst = UINT64_MAX;
     for (uintptr_t misalign = 0; misalign < CONTROL_ALIGN; misalign++) {
         struct layout l;
         if (!layout_compute(misalign, buffer_size, flags, &l)) {
             return 0;
         }
-        uint64_t payload = l.arena_end - l.arena_begin - HDR_SIZE;
+        uint64_t arena = l.arena_end - l.arena_begin;
+        if (arena < table + bytes_of(MIN_GRANULES)) {
+            return 0; /* nothing beside the table */
+        }
+        uint64_t payload = arena - table - HDR_SIZE;
         worst = payload < worst ? payload : worst;
     }
     return worst > SIZE_MAX ? SIZE_MAX : (size_t)worst;
@@ -236,7 +281,8 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     }
     struct layout l;
     if (!buffer || (o.flags & ~(unsigned)KNOWN_FLAGS) || (unsigned)o.policy > CARVE_BEST_FIT ||
-        !layout_compute((uintptr_t)buffer, size, o.flags, &l)) {
+        !layout_compute((uintptr_t)buffer, size, o.flags, &l) ||
+        l.arena_end - l.arena_begin < table_bytes_for(&o) + bytes_of(MIN_GRANULES)) {
         errno = EINVAL;
         return NULL;
     }
@@ -438,11 +484,13 @@ static bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned ki
         block_set_prev_free(h, n, false);
     }
     count_used(h, (int64_t)bytes_of(g));
-    if (kind_is_users(kind)) { /* a run's slots are counted as they are handed out */
+    if (kind_is_users(kind)) {
         h->live_blocks++;
         h->allocs++;
     }
-    note_peak(h);
+    if (kind != KIND_RUN) { /* a run's slots count as they are handed out */
+        note_peak(h);
+    }
     return true;
 }
 
