@@ -337,8 +337,10 @@ typedef struct carve_stats {
 } carve_stats;
 
 /* Fills *out with the heap's counters (nothing happens if h or out is NULL).
- * largest_free is exact: carve_alloc of any size up to it succeeds now (an
- * aligned allocation above CARVE_ALIGNMENT also needs room for its slack).
+ * largest_free is exact: carve_alloc of any size up to it succeeds now.  An
+ * alignment above CARVE_ALIGNMENT is never served from a run's slots and
+ * needs a free block of size + alignment + 32 bytes, which largest_free
+ * promises only when it is above CARVE_SMALL_MAX (not a slot).
  * Free slots in runs count as free bytes and free blocks.  To keep
  * largest_free exact it first hands any retained empty run back to the
  * free index, so it writes to the heap (do not call it on a read-only
