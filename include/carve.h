@@ -239,7 +239,9 @@ size_t carve_usable_size(carve_heap *h, const void *ptr);
  * non-moving allocator can be forced to need about M log2(n) bytes for M
  * live bytes).  A handle is an index into the heap's handle table plus a
  * 32-bit generation, so a freed handle is never valid again (until the same
- * table entry has been reused 2^32 times).  0 is never a valid handle.
+ * table entry has been reused 2^32 times).  Each heap starts its generations
+ * at its own value, so a handle of another heap is refused too, except with
+ * a chance of 1 in 2^32.  0 is never a valid handle.
  *
  * Handle blocks come from the general free index (never from runs) and
  * cost CARVE_HANDLE_OVERHEAD bytes each: the block header and a reference

@@ -23,6 +23,14 @@ static struct hentry *entry_at(const carve_heap *h, uint64_t idx)
     return (struct hentry *)(void *)at(h, h->htable + HDR_SIZE + idx * sizeof(struct hentry));
 }
 
+/* The generation a fresh entry starts at: different per heap (it comes
+ * from the heap's salt), so a handle of another heap almost never matches
+ * (1 in 2^32), and never 0. */
+static uint32_t first_generation(const carve_heap *h)
+{
+    return (uint32_t)(mix64(h->salt ^ UINT64_C(0x5851f42d4c957f2d)) >> 32) | 1u;
+}
+
 /* Lays out cap entries at table block t, entries from `from` on free and
  * chained, ending the chain with `tail` (1 + index, or 0). */
 static void table_chain_free(carve_heap *h, ref t, uint64_t from, uint64_t cap, uint64_t tail)
@@ -30,7 +38,7 @@ static void table_chain_free(carve_heap *h, ref t, uint64_t from, uint64_t cap, 
     for (uint64_t i = from; i < cap; i++) {
         struct hentry *e = (struct hentry *)(void *)at(h, t + HDR_SIZE + i * sizeof(struct hentry));
         e->block = 0;
-        e->gen = 1;
+        e->gen = first_generation(h);
         e->pins = (uint32_t)(i + 1u < cap ? i + 2u : tail);
     }
 }
@@ -121,7 +129,7 @@ static void entry_put(carve_heap *h, uint64_t idx, bool retire)
     struct hentry *e = entry_at(h, idx);
     e->block = 0;
     if (retire) {
-        e->gen = e->gen == UINT32_MAX ? 1u : e->gen + 1u;
+        e->gen = e->gen == UINT32_MAX ? 1u : e->gen + 1u; /* never 0 */
     }
     e->pins = (uint32_t)h->hfree;
     h->hfree = idx + 1u;
@@ -242,24 +250,32 @@ void scramble_unlocked(carve_heap *h)
 static carve_handle halloc_unlocked(carve_heap *h, size_t size)
 {
     uint64_t g;
-    if (CARVE_UNLIKELY(h->flags & CARVE_SCRAMBLE)) {
-        scramble_unlocked(h);
-    }
     if (!heap_request_granules(h, size, HANDLE_TRAILER, &g)) {
         errno = ENOMEM;
         h->failed_allocs++;
         return 0;
     }
-    uint64_t idx = entry_take(h);
-    if (idx == UINT64_MAX) {
+    /* The block first, then the entry: if either fails, what the other took
+     * goes back, so a failed halloc changes nothing (the table is only ever
+     * made or grown for a block that exists).  Until its entry names it,
+     * the new block is not movable, so making the table cannot move it. */
+    if (h->htable != 0 && h->hfree == 0 && h->max_handles != 0) {
+        errno = ENOMEM; /* the table is full and may not grow */
         h->failed_allocs++;
         return 0;
     }
-    /* The table may move while the block is found (it grows, or compaction
-     * runs); entries are always reached through h->htable. */
     ref b = handle_block_alloc(h, g);
     if (b == 0) {
-        entry_put(h, idx, false);
+        h->failed_allocs++;
+        return 0;
+    }
+    uint64_t idx = entry_take(h);
+    if (idx == UINT64_MAX) {
+        int err = errno;
+        (void)heap_release_block(h, b, block_header(h, b));
+        h->allocs--; /* the block was never the user's */
+        h->frees--;
+        errno = err;
         h->failed_allocs++;
         return 0;
     }
@@ -389,6 +405,9 @@ CARVE_EXPORT carve_handle carve_halloc(carve_heap *h, size_t size)
     }
     heap_enter(h);
     carve_handle hd = halloc_unlocked(h, size);
+    if (hd && (h->flags & CARVE_SCRAMBLE)) {
+        scramble_unlocked(h);
+    }
     heap_debug_check(h);
     heap_leave(h);
     return hd;
@@ -435,7 +454,14 @@ CARVE_EXPORT int carve_hresize(carve_heap *h, carve_handle hd, size_t size)
         return CARVE_ERR_INVALID;
     }
     heap_enter(h);
+    struct hentry *e;
+    hword w;
+    ref before = handle_resolve(h, hd, &e, &w) == CARVE_OK ? e->block : 0;
     int st = hresize_unlocked(h, hd, size);
+    if (st == CARVE_OK && (h->flags & CARVE_SCRAMBLE) &&
+        handle_resolve(h, hd, &e, &w) == CARVE_OK && e->block != before) {
+        scramble_unlocked(h); /* it allocated: a shrink or an in-place grow does not */
+    }
     heap_debug_check(h);
     heap_leave(h);
     return st;

@@ -16,6 +16,7 @@
 #include "small.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 
 #define KNOWN_FLAGS \
     (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS | CARVE_SCRAMBLE)
@@ -269,8 +270,12 @@ bool control_is_valid(const carve_heap *h)
  * checks so a header copied from another heap or offset is not valid. */
 static uint64_t salt_for(const struct layout *l, uint64_t size, const carve_options *o)
 {
+    /* A process-wide count makes heaps of the same shape differ too, so a
+     * handle or header of one is not valid in another. */
+    static atomic_uint_fast64_t heaps_made;
+    uint64_t nth = (uint64_t)atomic_fetch_add(&heaps_made, 1u);
     return mix64(size ^ (l->lead << 56) ^ ((uint64_t)o->policy << 48) ^ ((uint64_t)o->flags << 40) ^
-                 UINT64_C(0x243f6a8885a308d3));
+                 mix64(nth + UINT64_C(0x243f6a8885a308d3)));
 }
 
 CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt)
@@ -586,9 +591,6 @@ static void *alloc_unlocked(carve_heap *h, size_t size)
 {
     uint64_t g;
     ref b;
-    if (CARVE_UNLIKELY(h->flags & CARVE_SCRAMBLE)) {
-        scramble_unlocked(h);
-    }
     if (size <= SMALL_MAX && h->runs_on) {
         void *p = alloc_small(h, size);
         if (CARVE_LIKELY(p != NULL)) {
@@ -613,9 +615,6 @@ static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size
 {
     uint64_t g;
     ref b;
-    if (CARVE_UNLIKELY(h->flags & CARVE_SCRAMBLE)) {
-        scramble_unlocked(h);
-    }
     if (!request_granules(h, size, &g)) {
         errno = ENOMEM;
     } else if ((b = alloc_aligned_block(h, g, alignment, 0, 0, KIND_RAW)) != 0) {
@@ -818,6 +817,7 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
         block_set_prev_free(h, after, false);
     }
     count_used(h, (int64_t)bytes_of(total - g));
+    note_peak(h);
     return true;
 }
 
@@ -866,7 +866,6 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
         return ptr;
     }
     if (heap_grow_in_place(h, b, w, want)) {
-        note_peak(h);
         return ptr;
     }
     void *q = alloc_unlocked(h, size);
@@ -886,6 +885,16 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
 
 /* ---- public entry points ---------------------------------------------------------- */
 
+/* CARVE_SCRAMBLE: after every allocation that succeeded, every unpinned
+ * handle block moves (after, so the allocation itself sees the heap that
+ * the statistics described). */
+static void after_allocation(carve_heap *h, bool allocated)
+{
+    if (CARVE_UNLIKELY(h->flags & CARVE_SCRAMBLE) && allocated) {
+        scramble_unlocked(h);
+    }
+}
+
 CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
 {
     if (!h || size == 0) {
@@ -894,6 +903,7 @@ CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
     }
     heap_lock(h);
     void *p = alloc_unlocked(h, size);
+    after_allocation(h, p != NULL);
     debug_check(h);
     heap_unlock(h);
     return p;
@@ -930,6 +940,7 @@ CARVE_EXPORT void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t s
     }
     heap_lock(h);
     void *p = aligned_alloc_unlocked(h, alignment, size);
+    after_allocation(h, p != NULL);
     debug_check(h);
     heap_unlock(h);
     return p;
@@ -968,6 +979,7 @@ CARVE_EXPORT void *carve_realloc(carve_heap *h, void *ptr, size_t size)
         }
     } else {
         q = realloc_unlocked(h, ptr, size);
+        after_allocation(h, q != NULL);
     }
     debug_check(h);
     heap_unlock(h);
