@@ -397,9 +397,12 @@ int carve_walk(carve_heap *h, int (*visit)(const carve_block *b, void *ctx), voi
  * O(n).  Does nothing when h or out is NULL. */
 void carve_dump(carve_heap *h, FILE *out);
 
-enum {                              /* carve_dump_ex flags, OR-ed */
-       CARVE_DUMP_BLOCKS = 1u << 0, /* one line per block (carve_dump sets it) */
-       CARVE_DUMP_HEX = 1u << 1,    /* each live block's bytes in hex, like a memory viewer */
+/* carve_dump_ex flags, OR-ed. */
+enum {
+    /* One line per block (carve_dump sets it). */
+    CARVE_DUMP_BLOCKS = 1u << 0,
+    /* Each live block's bytes in hex, like a memory viewer. */
+    CARVE_DUMP_HEX = 1u << 1,
 };
 
 /* carve_dump with a choice of sections: the summary and picture always,
