@@ -100,6 +100,16 @@ ref list_step(const carve_heap *h, ref node, unsigned cls, bool *bad)
     return next;
 }
 
+ref list_first_fit(const carve_heap *h, unsigned cls, uint64_t g, bool *corrupt)
+{
+    for (ref b = list_step(h, 0, cls, corrupt); b; b = list_step(h, b, cls, corrupt)) {
+        if (hdr_granules(block_header(h, b)) >= g) {
+            return b;
+        }
+    }
+    return 0;
+}
+
 void index_insert(carve_heap *h, ref b, uint64_t g)
 {
     unsigned cls = class_of(g);
@@ -153,9 +163,7 @@ uint64_t index_largest(const carve_heap *h)
     unsigned cls = fl * SL_COUNT + msb64(h->sl_bitmap[fl]);
     uint64_t largest = 0;
     bool bad = false;
-    uint64_t budget = h->free_blocks;
-    for (ref b = list_step(h, 0, cls, &bad); b && budget;
-         b = list_step(h, b, cls, &bad), budget--) {
+    for (ref b = list_step(h, 0, cls, &bad); b; b = list_step(h, b, cls, &bad)) {
         uint64_t g = hdr_granules(block_header(h, b));
         largest = g > largest ? g : largest;
     }

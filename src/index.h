@@ -84,6 +84,10 @@ bool list_links_valid(const carve_heap *h, ref b, unsigned cls);
  * class cls); 0 at the end; sets *bad and returns 0 on a bad node. */
 ref list_step(const carve_heap *h, ref node, unsigned cls, bool *bad);
 
+/* The first block of class cls's list (in the list's order) holding at
+ * least g granules; 0 when none.  *corrupt is set when a bad node was met. */
+ref list_first_fit(const carve_heap *h, unsigned cls, uint64_t g, bool *corrupt);
+
 /* ---- the policy interface ------------------------------------------------------ */
 
 /* Puts a free block of g granules (header and footer written) in the index. */

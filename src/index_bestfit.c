@@ -12,9 +12,7 @@ ref bestfit_insert_point(const carve_heap *h, ref b, uint64_t g, unsigned cls)
 {
     ref after = 0;
     bool bad = false;
-    uint64_t budget = h->free_blocks;
-    for (ref n = list_step(h, 0, cls, &bad); n && budget;
-         n = list_step(h, n, cls, &bad), budget--) {
+    for (ref n = list_step(h, 0, cls, &bad); n; n = list_step(h, n, cls, &bad)) {
         uint64_t ng = hdr_granules(block_header(h, n));
         if (ng > g || (ng == g && n > b)) {
             break;
@@ -30,12 +28,9 @@ ref bestfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
     if (own / SL_COUNT >= h->fl_count) {
         return 0;
     }
-    uint64_t budget = h->free_blocks;
-    for (ref b = list_step(h, 0, own, corrupt); b && budget;
-         b = list_step(h, b, own, corrupt), budget--) {
-        if (hdr_granules(block_header(h, b)) >= g) {
-            return b;
-        }
+    ref b = list_first_fit(h, own, g, corrupt);
+    if (b) {
+        return b;
     }
     unsigned cls = class_first_nonempty(h, own + 1);
     return cls == UINT32_MAX ? 0 : h->heads[cls];

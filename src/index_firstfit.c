@@ -15,9 +15,7 @@ ref firstfit_insert_point(const carve_heap *h, ref b, unsigned cls)
 {
     ref after = 0;
     bool bad = false;
-    uint64_t budget = h->free_blocks;
-    for (ref n = list_step(h, 0, cls, &bad); n && n < b && budget;
-         n = list_step(h, n, cls, &bad), budget--) {
+    for (ref n = list_step(h, 0, cls, &bad); n && n < b; n = list_step(h, n, cls, &bad)) {
         after = n;
     }
     /* A bad node: insert at the head rather than follow it; carve_check
@@ -32,14 +30,7 @@ ref firstfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
     if (own / SL_COUNT >= h->fl_count) {
         return 0;
     }
-    uint64_t budget = h->free_blocks;
-    for (ref b = list_step(h, 0, own, corrupt); b && budget;
-         b = list_step(h, b, own, corrupt), budget--) {
-        if (hdr_granules(block_header(h, b)) >= g) {
-            best = b;
-            break;
-        }
-    }
+    best = list_first_fit(h, own, g, corrupt);
     for (unsigned cls = class_first_nonempty(h, own + 1); cls != UINT32_MAX;
          cls = class_first_nonempty(h, cls + 1)) {
         ref head = h->heads[cls];

@@ -11,18 +11,6 @@
  */
 #include "index.h"
 
-static ref scan_class_for_fit(const carve_heap *h, unsigned cls, uint64_t g, bool *corrupt)
-{
-    uint64_t budget = h->free_blocks;
-    for (ref b = list_step(h, 0, cls, corrupt); b && budget;
-         b = list_step(h, b, cls, corrupt), budget--) {
-        if (hdr_granules(block_header(h, b)) >= g) {
-            return b;
-        }
-    }
-    return 0;
-}
-
 ref goodfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
 {
     unsigned want = class_of(class_round_up(g));
@@ -32,7 +20,7 @@ ref goodfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
     }
     unsigned own = class_of(g);
     if (own != want && own / SL_COUNT < h->fl_count && h->heads[own]) {
-        return scan_class_for_fit(h, own, g, corrupt);
+        return list_first_fit(h, own, g, corrupt);
     }
     return 0;
 }
