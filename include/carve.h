@@ -300,7 +300,9 @@ size_t carve_hsize(carve_heap *h, carve_handle hd);
  * bytes it moved, never more than max_bytes_moved (SIZE_MAX = all the
  * way): a block larger than what is left of the budget waits for a later
  * call, so a real-time caller can compact a slice per frame; each call
- * leaves the heap fully consistent and a later one carries on.  Counted in
+ * leaves the heap fully consistent and a later one carries on from where
+ * it stopped (wrapping around), so a slice costs the blocks it visits, not
+ * the whole heap.  Counted in
  * the compactions and bytes_moved statistics.  0 when h is NULL.
  * Complexity: O(blocks visited + bytes moved). */
 size_t carve_compact(carve_heap *h, size_t max_bytes_moved);
@@ -358,8 +360,8 @@ typedef enum carve_block_kind {
     CARVE_BLOCK_HANDLE,      /* live, owned by a handle (relocatable) */
     CARVE_BLOCK_QUARANTINED, /* with CARVE_POISON: a free block written after it was
                                 freed; kept out of use for good */
-    CARVE_BLOCK_META         /* carve's own bytes inside a run (its header and
-                                tail); runs report their slots as blocks */
+    CARVE_BLOCK_META         /* carve's own bytes: a run's header and tail (runs
+                                report their slots as blocks), or the handle table */
 } carve_block_kind;
 
 typedef struct carve_block {

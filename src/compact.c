@@ -79,14 +79,16 @@ static ref *movable_owner(carve_heap *h, ref m, hword mw)
     return e && e->pins == 0 ? &e->block : NULL;
 }
 
-uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
+/* One compaction walk over [from, to): slides what the budget allows.
+ * Returns the offset where a later call should resume (the first block it
+ * had to leave for lack of budget), or 0 when it left nothing behind. */
+static ref compact_range(carve_heap *h, ref from, ref to, uint64_t budget, uint64_t *moved)
 {
-    uint64_t moved = 0;
-    (void)small_reclaim(h); /* an empty retained run would be a barrier */
-    for (ref b = h->arena_begin; b < h->arena_end;) {
+    ref resume = 0;
+    for (ref b = from; b < to;) {
         hword w;
         if (!block_read(h, b, &w)) {
-            break; /* damage: stop; carve_check reports it */
+            return 0; /* damage: stop; carve_check reports it */
         }
         uint64_t g = hdr_granules(w);
         ref m = block_next(b, g);
@@ -94,17 +96,39 @@ uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
         if (hdr_is_free(w) && m < h->arena_end && block_read(h, m, &mw)) {
             ref *owner = movable_owner(h, m, mw);
             uint64_t cost = bytes_of(hdr_granules(mw)) - HDR_SIZE;
-            if (owner && cost <= budget - moved) {
+            if (owner && cost <= budget - *moved) {
                 if (!slide_down(h, b, g, m, mw)) {
-                    break;
+                    return 0;
                 }
                 *owner = b;
-                moved += cost;
+                *moved += cost;
                 continue; /* b is now the moved block; the hole follows it */
+            }
+            if (owner && resume == 0) {
+                resume = b; /* too big for what is left: a later call starts here */
             }
         }
         b = m;
     }
+    return resume;
+}
+
+uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
+{
+    uint64_t moved = 0;
+    (void)small_reclaim(h); /* an empty retained run would be a barrier */
+    /* Carry on where the last call stopped, then wrap around to the start,
+     * so a slice costs the blocks it visits, not the whole heap. */
+    ref start = h->compact_cursor;
+    hword w;
+    if (start == 0 || !block_read(h, start, &w) || start >= h->arena_end) {
+        start = h->arena_begin;
+    }
+    ref resume = compact_range(h, start, h->arena_end, budget, &moved);
+    if (resume == 0 && start != h->arena_begin) {
+        resume = compact_range(h, h->arena_begin, start, budget, &moved);
+    }
+    h->compact_cursor = resume;
     if (moved) {
         h->compactions++;
         h->bytes_moved += moved;

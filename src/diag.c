@@ -326,7 +326,7 @@ static const char *kind_name(carve_block_kind kind)
     case CARVE_BLOCK_QUARANTINED:
         return "quarantined";
     case CARVE_BLOCK_META:
-        return "run overhead";
+        return "carve metadata";
     default:
         return "raw";
     }

@@ -102,6 +102,11 @@ struct carve_heap {
     uint64_t hcap;
     uint64_t hfree;
 
+    /* Where the next carve_compact resumes (compact.c): a block offset, or 0
+     * for the arena's start.  Only a hint: it is used if a valid header is
+     * there, else the walk starts over. */
+    ref compact_cursor;
+
     /* The free index: bitmaps over the segregated lists.  Bit fl of
      * fl_bitmap is set iff sl_bitmap[fl] != 0; bit sl of sl_bitmap[fl] is set
      * iff heads[fl * SL_COUNT + sl] != 0. */
