@@ -272,7 +272,7 @@ static uint64_t salt_for(const struct layout *l, uint64_t size, const carve_opti
 {
     /* A process-wide count makes heaps of the same shape differ too, so a
      * handle or header of one is not valid in another. */
-    static atomic_uint_fast64_t heaps_made;
+    static atomic_uint_fast64_t heaps_made = 0;
     uint64_t nth = (uint64_t)atomic_fetch_add(&heaps_made, 1u);
     return mix64(size ^ (l->lead << 56) ^ ((uint64_t)o->policy << 48) ^ ((uint64_t)o->flags << 40) ^
                  mix64(nth + UINT64_C(0x243f6a8885a308d3)));

@@ -11,7 +11,10 @@
  *      table exists from carve_init;
  *   2. handle blocks of random sizes until the heap is full (then smaller
  *      ones until even those fail), each filled with its own pattern;
- *   3. a random subset freed, so the free space is scattered;
+ *   3. a random subset freed, so the free space is scattered; on half the
+ *      heaps, first a few budgeted compaction slices (as a real-time user
+ *      runs them) and then more frees, so the request also meets a heap
+ *      whose last compaction stopped partway;
  *   4. carve_halloc(free_bytes - CARVE_HANDLE_OVERHEAD) must succeed;
  *      every surviving block keeps its contents and its handle, the new
  *      block does not overlap them, carve_check passes, free_bytes is 0;
@@ -72,7 +75,7 @@ typedef struct gheap {
 } gheap;
 
 /* Totals for the summary. */
-static unsigned long long g_heaps, g_requests, g_needed_compaction, g_blocks;
+static unsigned long long g_heaps, g_requests, g_needed_compaction, g_blocks, g_sliced;
 static uint64_t g_bytes_moved;
 
 static const char *policy_name(carve_policy p)
@@ -357,6 +360,26 @@ static void phase_compact(gheap *g)
     verify(g, NULL, 0, 0);
 }
 
+/* A few budgeted compaction slices (each within its budget, the heap
+ * consistent after it), then more frees before and after where they
+ * stopped. */
+static void slices(gheap *g)
+{
+    g->phase = "budgeted slices";
+    unsigned n = 1u + (unsigned)tu_rng_below(&g->rng, 3);
+    for (unsigned k = 0; k < n; k++) {
+        size_t budget = tu_rng_log_uniform(&g->rng, 6, 17);
+        size_t moved = carve_compact(g->h, budget);
+        if (moved > budget)
+            fail(g, "carve_compact(%zu) moved %zu bytes", budget, moved);
+        int c = carve_check(g->h);
+        if (c != CARVE_OK)
+            fail(g, "carve_check after a slice = %d", c);
+    }
+    g_sliced++;
+    free_some(g, 5u + (unsigned)tu_rng_below(&g->rng, 30));
+}
+
 static void run_heap(uint64_t base, unsigned long long index, int quick)
 {
     gheap g;
@@ -383,6 +406,8 @@ static void run_heap(uint64_t base, unsigned long long index, int quick)
     fill(&g);
     g_blocks += g.n;
     free_some(&g, 10u + (unsigned)tu_rng_below(&g.rng, 81));
+    if (tu_rng_below(&g.rng, 2) == 0)
+        slices(&g);
     phase_halloc(&g);
     free_some(&g, (unsigned)tu_rng_below(&g.rng, 60));
     phase_alloc(&g);
@@ -430,9 +455,9 @@ int main(int argc, char **argv)
         for (unsigned long long k = 0; k < heaps; k++)
             run_heap(seed, k, quick);
     }
-    printf("guarantee_test: %llu heaps tried, %llu requests of all the free bytes (%llu of them "
-           "larger than largest_free, so the heap had to compact), %llu handle blocks, %" PRIu64
-           " bytes moved: the guarantee held on every heap\n",
-           g_heaps, g_requests, g_needed_compaction, g_blocks, g_bytes_moved);
+    printf("guarantee_test: %llu heaps tried (%llu after budgeted slices), %llu requests of all "
+           "the free bytes (%llu of them larger than largest_free, so the heap had to compact), "
+           "%llu handle blocks, %" PRIu64 " bytes moved: the guarantee held on every heap\n",
+           g_heaps, g_sliced, g_requests, g_needed_compaction, g_blocks, g_bytes_moved);
     return 0;
 }

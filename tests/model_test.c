@@ -1094,18 +1094,12 @@ static void op_handle(model *m, size_t i, uint64_t r)
         op_hresize(m, i);
 }
 
-/* A compaction with a random budget: never more than the budget, counted
+/* One compaction with this budget: never more than the budget, counted
  * exactly, raw and pinned blocks where they were, every handle still
- * naming its own contents, the heap consistent. */
-static void op_compact(model *m)
+ * naming its own contents, the heap consistent; a full one leaves nothing
+ * for a second full one. */
+static void compact_once(model *m, size_t budget)
 {
-    size_t budget;
-    uint64_t r = tu_rng_below(&m->rng, 8);
-    budget = r == 0   ? SIZE_MAX
-             : r == 1 ? 0
-             : r == 2 ? 1
-             : r == 3 ? 64
-                      : tu_rng_log_uniform(&m->rng, 5, 22);
     carve_stats before = m->st;
     size_t moved = carve_compact(m->h, budget);
     m->n_compact++;
@@ -1141,6 +1135,53 @@ static void op_compact(model *m)
     }
     full_check(m); /* raw blocks and pinned blocks where they were */
     verify_all(m); /* every block's contents, every handle's block */
+}
+
+/* The unpinned handle at the lowest address (NSLOTS when none). */
+static size_t lowest_unpinned(model *m)
+{
+    size_t best = NSLOTS;
+    unsigned char *at = NULL;
+    for (size_t i = 0; i < NSLOTS; i++) {
+        if (m->s[i].hd == 0 || m->s[i].pins != 0)
+            continue;
+        unsigned char *p = pin_slot(m, i, "lowest_unpinned");
+        unpin_slot(m, i);
+        if (at == NULL || p < at) {
+            at = p;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* A compaction with a random budget (0 and 1 byte up to all the way).
+ * Sometimes what a real-time user does between frames instead: a slice
+ * that stops partway, frees (the lowest handle block, before where it
+ * stopped, and a few anywhere), then a compaction all the way, which must
+ * leave nothing for another. */
+static void op_compact(model *m)
+{
+    uint64_t r = tu_rng_below(&m->rng, 8);
+    if (r == 7) {
+        compact_once(m, tu_rng_log_uniform(&m->rng, 10, 17));
+        size_t low = lowest_unpinned(m);
+        if (low != NSLOTS)
+            op_hfree(m, low);
+        for (int k = 0; k < 3; k++) {
+            size_t i = (size_t)tu_rng_below(&m->rng, NSLOTS);
+            if (m->s[i].hd != 0 && m->s[i].pins == 0)
+                op_hfree(m, i);
+        }
+        compact_once(m, SIZE_MAX);
+        return;
+    }
+    size_t budget = r == 0   ? SIZE_MAX
+                    : r == 1 ? 0
+                    : r == 2 ? 1
+                    : r == 3 ? 64
+                             : tu_rng_log_uniform(&m->rng, 5, 22);
+    compact_once(m, budget);
 }
 
 /* Handles that name nothing: refused, nothing changes. */

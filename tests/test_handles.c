@@ -1396,6 +1396,50 @@ static void test_compact_budget(void **state)
     }
 }
 
+/* "SIZE_MAX = all the way", wherever an earlier budgeted call stopped: a
+ * slice that leaves a block behind (too big for its budget), then a hole
+ * before that point, then one full compaction: all the free space of a
+ * heap of unpinned handle blocks is one block, and a second full call has
+ * nothing left to move.  The automatic compaction of a request of all the
+ * free bytes must get as far. */
+static void test_compact_full_after_a_slice(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        for (int automatic = 0; automatic < 2; automatic++) {
+            uh u;
+            carve_heap *h = make_heap(&u, 64u * 1024u, uh_policies[pi], CARVE_NO_RUNS, 16, 0);
+            hs *s = hs_new(h, &u.r);
+            const size_t sizes[] = {500, 1000, 500, 1000, 3000, 500, 500};
+            for (size_t i = 0; i < 7; i++)
+                hs_add_ok(s, sizes[i], 100 + i);
+            hs_free(s, 3);                              /* a hole before the 3000-byte block */
+            assert_int_equal(carve_compact(h, 100), 0); /* it waits there */
+            hs_free(s, 1);                              /* a hole before the slice's stop */
+            carve_stats st = uh_stats(h);
+            if (automatic) {
+                size_t req = st.free_bytes - CARVE_HANDLE_OVERHEAD;
+                if (hs_add(s, req, 7) == MAXH)
+                    fail_msg("policy %d: after a budgeted slice, halloc(free_bytes %zu - %u) "
+                             "failed with only unpinned handle blocks live",
+                             (int)uh_policies[pi], st.free_bytes, CARVE_HANDLE_OVERHEAD);
+            } else {
+                size_t moved = carve_compact(h, SIZE_MAX);
+                carve_stats full = uh_stats(h);
+                size_t again = carve_compact(h, SIZE_MAX);
+                if (full.free_blocks != 1 || again != 0)
+                    fail_msg("policy %d: after a budgeted slice, compact(SIZE_MAX) moved %zu "
+                             "bytes and left %zu free blocks; a second one moved %zu more",
+                             (int)uh_policies[pi], moved, full.free_blocks, again);
+            }
+            hs_verify(s);
+            ASSERT_HEAP_SANE(h);
+            free(s);
+            uh_destroy(&u);
+        }
+    }
+}
+
 /* A block larger than what is left of the budget waits: with only such a
  * block to move, a call under its size moves nothing; a large enough
  * budget moves it. */
@@ -1930,6 +1974,7 @@ int main(void)
         cmocka_unit_test(test_compact_full),
         cmocka_unit_test(test_compact_merges_everything),
         cmocka_unit_test(test_compact_budget),
+        cmocka_unit_test(test_compact_full_after_a_slice),
         cmocka_unit_test(test_compact_budget_block_waits),
         cmocka_unit_test(test_compact_random_budgets),
         cmocka_unit_test(test_auto_compaction),
