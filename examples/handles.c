@@ -86,7 +86,7 @@ int main(void)
         if (carve_compact(h, SLICE) > SLICE)
             return 1; /* never happens: the budget is a hard cap */
         if (frame % 6 == 0) {
-            char when[16];
+            char when[32];
             snprintf(when, sizeof when, "frame %d:", frame);
             after = fragmentation(h, when);
         }

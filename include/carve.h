@@ -16,7 +16,9 @@
  *     CARVE_ERR_INVALID); any other pointer that is not a heap is undefined
  *     behaviour, as for free() with a foreign pointer.
  *   - A call that fails changes nothing in the heap (except the
- *     failed_allocs counter).
+ *     failed_allocs counter; and an allocation that could fit once free
+ *     space merged has compacted the heap before it gave up, which moves
+ *     unpinned handle blocks but changes no contents or handles).
  *   - Corruption: carve validates every header it reads (a check field
  *     keyed to the header's offset) and every free-list link it follows
  *     (against the neighbour's back link), and never follows one that
@@ -103,8 +105,9 @@ enum {
     CARVE_POISON = 1u << 2,
     /* Serve small requests from the policy's free index too (no runs). */
     CARVE_NO_RUNS = 1u << 3,
-    /* For tests: every allocation moves every unpinned handle block, so a
-     * missing pin shows up at once instead of in the field. */
+    /* For tests: after every successful allocation (including a realloc or
+     * hresize that moved), every unpinned handle block moves, so a missing
+     * pin shows up at once instead of in the field. */
     CARVE_SCRAMBLE = 1u << 4,
 };
 
@@ -265,8 +268,10 @@ carve_handle carve_halloc(carve_heap *h, size_t size);
 /* Pins the block and returns its current address (16-aligned); it stays
  * there until the matching carve_unpin.  Pins nest: a block pinned n times
  * needs n unpins.  NULL with errno = EINVAL for 0, a stale handle, or one
- * that is not of this heap; a bad handle never reaches another block.
- * Complexity: O(1). */
+ * that is not of this heap (a stale handle never reaches another block; a
+ * handle of another heap is refused except with a chance of 1 in 2^32),
+ * EIO when the block's metadata fails a check, EOVERFLOW when the block is
+ * already pinned 2^32 - 1 times.  Complexity: O(1). */
 void *carve_pin(carve_heap *h, carve_handle hd);
 
 /* Ends one pin.  CARVE_OK; CARVE_ERR_INVALID when the block is not pinned

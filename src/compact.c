@@ -117,16 +117,22 @@ uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
 {
     uint64_t moved = 0;
     (void)small_reclaim(h); /* an empty retained run would be a barrier */
-    /* Carry on where the last call stopped, then wrap around to the start,
-     * so a slice costs the blocks it visits, not the whole heap. */
-    ref start = h->compact_cursor;
+    /* A budgeted slice carries on where the last one stopped, so it costs
+     * the blocks it visits, not the whole heap.  If it reaches the end with
+     * budget left it starts over from the beginning and walks to the end:
+     * stopping at the old cursor would leave the hole it pushes up stuck in
+     * front of blocks the first part already packed.  A full compaction
+     * always walks the whole heap.  The cursor is only a hint: if no valid
+     * header is there the walk starts over, and a false one can do no harm
+     * (sliding needs a free block that its list links vouch for). */
+    ref start = budget == UINT64_MAX ? 0 : h->compact_cursor;
     hword w;
-    if (start == 0 || !block_read(h, start, &w) || start >= h->arena_end) {
+    if (start == 0 || start >= h->arena_end || !block_read(h, start, &w)) {
         start = h->arena_begin;
     }
     ref resume = compact_range(h, start, h->arena_end, budget, &moved);
-    if (resume == 0 && start != h->arena_begin) {
-        resume = compact_range(h, h->arena_begin, start, budget, &moved);
+    if (resume == 0 && start != h->arena_begin && moved < budget) {
+        resume = compact_range(h, h->arena_begin, h->arena_end, budget, &moved);
     }
     h->compact_cursor = resume;
     if (moved) {
