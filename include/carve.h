@@ -101,7 +101,9 @@ enum {
     CARVE_THREADSAFE = 1u << 0,
     /* The buffer is shared between processes (implies CARVE_THREADSAFE). */
     CARVE_SHARED = 1u << 1,
-    /* Fill freed payloads with a pattern; detect writes after free. */
+    /* Fill freed payloads with a pattern; detect writes after free.  A debug
+     * mode: every free fills, and every allocation checks, the whole free
+     * block it touches (O(block size)). */
     CARVE_POISON = 1u << 2,
     /* Serve small requests from the policy's free index too (no runs). */
     CARVE_NO_RUNS = 1u << 3,
@@ -215,9 +217,10 @@ void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t size);
 /* Like free, but it reports what it found (a carve_status):
  *   CARVE_OK               ptr was freed, or ptr is NULL;
  *   CARVE_ERR_DOUBLE_FREE  ptr names a block that is already free;
- *   CARVE_ERR_NOT_OWNED    ptr is not the start of a live block of this heap
- *                          (outside the heap, misaligned, an interior
- *                          pointer, or a block freed and since merged);
+ *   CARVE_ERR_NOT_OWNED    ptr is not the start of a live raw block of this
+ *                          heap (outside the heap, misaligned, an interior
+ *                          pointer, a block freed and since merged, or a
+ *                          handle block's payload: free those by handle);
  *   CARVE_ERR_CORRUPT      the block's header or a neighbour's failed its
  *                          check (overwritten); nothing is followed;
  *   CARVE_ERR_INVALID      h is NULL.
@@ -284,9 +287,10 @@ int carve_unpin(carve_heap *h, carve_handle hd);
  * CARVE_ERR_INVALID when h is NULL.  Complexity: as carve_free. */
 int carve_hfree(carve_heap *h, carve_handle hd);
 
-/* Resizes the block, keeping min(old, new) bytes of its contents: in place
- * when it can (shrinking always can; growing when the block after it is
- * free and large enough), else by moving it, which a pinned block cannot.
+/* Resizes the block, keeping min(old usable size, new size) bytes of its
+ * contents: in place when it can (shrinking always can; growing when the
+ * block after it is free and large enough), else by moving it, which a
+ * pinned block cannot.
  * CARVE_OK; CARVE_ERR_INVALID for size 0 (or h NULL); CARVE_ERR_PINNED
  * when it is pinned and would have to move; CARVE_ERR_NOMEM when it does
  * not fit (after compacting); CARVE_ERR_NOT_OWNED for a bad or stale
@@ -303,7 +307,9 @@ size_t carve_hsize(carve_heap *h, carve_handle hd);
  * and pinned blocks never move, and free space flows around them.  Every
  * block keeps its contents and every handle its identity.  Returns the
  * bytes it moved, never more than max_bytes_moved (SIZE_MAX = all the
- * way): a block larger than what is left of the budget waits for a later
+ * way); moving a block costs its size minus 8 (the header stays, its
+ * payload and back reference move): a block costing more than what is left
+ * of the budget waits for a later
  * call, so a real-time caller can compact a slice per frame; each call
  * leaves the heap fully consistent and a later one carries on from where
  * it stopped (wrapping around), so a slice costs the blocks it visits, not
@@ -340,8 +346,12 @@ typedef struct carve_stats {
     size_t free_bytes;   /* bytes in free blocks, their headers included */
     size_t largest_free; /* the largest request that would succeed now without compaction;
                             every carve_alloc of at most this many bytes succeeds now */
+    /* The user's blocks, raw and handle (a free slot in a run is a free
+     * block); pinned_handles counts handles, not pins. */
     size_t live_blocks, free_blocks, live_handles, pinned_handles;
     size_t peak_used_bytes;
+    /* compactions: calls, manual or automatic, that moved something.  The
+     * handle table's own block counts in used_bytes, not in live_blocks. */
     uint64_t allocs, frees, failed_allocs, compactions, bytes_moved;
 } carve_stats;
 
