@@ -368,8 +368,10 @@ static int hresize_by_moving(carve_heap *h, struct hentry *e, uint64_t idx, uint
     return CARVE_OK;
 }
 
-static int hresize_unlocked(carve_heap *h, carve_handle hd, size_t size)
+/* *moved says whether the block had to move (an allocation happened). */
+static int hresize_unlocked(carve_heap *h, carve_handle hd, size_t size, bool *moved)
 {
+    *moved = false;
     struct hentry *e;
     hword w;
     int st = handle_resolve(h, hd, &e, &w);
@@ -388,7 +390,9 @@ static int hresize_unlocked(carve_heap *h, carve_handle hd, size_t size)
         if (e->pins != 0) {
             return CARVE_ERR_PINNED;
         }
-        return hresize_by_moving(h, e, idx, want, handle_usable(w));
+        st = hresize_by_moving(h, e, idx, want, handle_usable(w));
+        *moved = st == CARVE_OK;
+        return st;
     }
     /* In place: the trailer moves to the block's new end. */
     trailer_set(h, e->block, idx);
@@ -454,12 +458,9 @@ CARVE_EXPORT int carve_hresize(carve_heap *h, carve_handle hd, size_t size)
         return CARVE_ERR_INVALID;
     }
     heap_enter(h);
-    struct hentry *e;
-    hword w;
-    ref before = handle_resolve(h, hd, &e, &w) == CARVE_OK ? e->block : 0;
-    int st = hresize_unlocked(h, hd, size);
-    if (st == CARVE_OK && (h->flags & CARVE_SCRAMBLE) &&
-        handle_resolve(h, hd, &e, &w) == CARVE_OK && e->block != before) {
+    bool moved;
+    int st = hresize_unlocked(h, hd, size, &moved);
+    if (moved && (h->flags & CARVE_SCRAMBLE)) {
         scramble_unlocked(h); /* it allocated: a shrink or an in-place grow does not */
     }
     heap_debug_check(h);

@@ -328,6 +328,9 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     h->max_handles = o.max_handles;
     h->control_checksum = control_checksum_of(h);
     if (o.max_handles != 0 && !handles_table_create(h, o.max_handles)) {
+        if (o.flags & CARVE_THREADSAFE) {
+            lock_destroy(&h->lock);
+        }
         h->magic = 0; /* too small for the table it was asked to hold */
         errno = EINVAL;
         return NULL;
@@ -825,12 +828,14 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
  * and moves otherwise. */
 static void *realloc_slot(carve_heap *h, void *ptr, size_t size)
 {
-    uint64_t slot = small_usable(h, ptr);
-    if (slot == 0) {
-        int st = small_free(h, ptr); /* not live: learn why without changing anything */
+    ref r;
+    uint64_t i;
+    int st = small_locate(h, ptr, &r, &i);
+    if (st != CARVE_OK || !slot_is_live(run_at(h, r), i)) {
         errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
         return NULL;
     }
+    uint64_t slot = slot_size_of(run_at(h, r)->cls);
     if ((uint64_t)size <= slot) {
         return ptr;
     }
