@@ -8,7 +8,7 @@
 #                        BENCH_ARGS="--only W1" and the like are passed to it)
 #   make bench-cg        the benchmark's instruction counts under callgrind
 #   make fuzz            run the fuzzers for FUZZ_SECONDS each (default 300)
-#   make tsan            ThreadSanitizer build + ctest
+#   make tsan            ThreadSanitizer build + the thread tests (ctest -L threads)
 #   make install         install into PREFIX (default /usr/local)
 #   make format          apply clang-format to every C file
 #   make clean           remove build/
@@ -118,7 +118,7 @@ demo: release
 # --- make test: every test and check, stopping at the first failure ------------
 # The gcc release suite (with its valgrind variants) runs last, so the output
 # ends with ctest's summary of the largest run.
-TEST_STEPS := deps-test release lint test-clang test-asan test-m32 test-fuzz test-release
+TEST_STEPS := deps-test release lint test-clang test-asan test-tsan test-m32 test-fuzz test-release
 
 test:
 	@MAKE="$(MAKE)" BUILD="$(BUILD)" bash scripts/run-steps.sh $(TEST_STEPS)
@@ -132,8 +132,9 @@ test-clang: build-clang
 	$(call ctest,clang,)
 test-asan: build-asan
 	$(call ctest,asan,,$(ASAN_ENV))
+# Only the thread tests: the rest are single-threaded, and ASan runs them.
 test-tsan: build-tsan
-	$(call ctest,tsan,,$(TSAN_ENV))
+	$(call ctest,tsan,-L threads,$(TSAN_ENV))
 test-m32: build-m32
 	$(call ctest,m32,)
 test-fuzz: build-fuzz

@@ -81,6 +81,7 @@ typedef enum workload_id {
     W_COMPACT,         /* compaction speed against memmove (carve only) */
     W_PAUSE,           /* the longest carve_compact call at a 64 KiB budget (carve only) */
     W_PIN,             /* pin + read + unpin against a raw read (carve only) */
+    W_THREADS,         /* THR: W1 churn on 1 and 2 threads, own slots and larson-style */
     W_COUNT
 } workload_id;
 
@@ -215,6 +216,15 @@ void run_frag(const allocator *a, const job *j, result *r);
 void run_compact_speed(const allocator *a, const job *j, result *r);
 void run_pause(const allocator *a, const job *j, result *r);
 void run_pin(const allocator *a, const job *j, result *r);
+
+/* THR (threads.c): the runner, its cells in the plan, its report section.
+ * add_cell (main.c) adds one cell to the plan. */
+struct plan;
+struct cell;
+void run_threads(const allocator *a, const job *j, result *r);
+void threads_plan_cells(struct plan *p);
+void threads_report(const struct plan *p, FILE *f);
+struct cell *add_cell(struct plan *p, size_t row_index, workload_id w, const char *variant, job j);
 
 /* ------------------------------------------------------------------------ */
 /* Peers (child processes)                                                   */

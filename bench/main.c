@@ -21,6 +21,7 @@
 
 #include "carve.h"
 #include "plan.h"
+#include "replay_traces.h"
 #include "timing.h"
 
 #ifndef CARVE_BENCH_RESULTS_FILE
@@ -79,11 +80,13 @@ static void usage(FILE *f)
           "  PAUSE  the longest carve_compact(h, 64 KiB) call (carve only)\n"
           "  PIN  pin + read + unpin against a raw read, ns and (under callgrind)\n"
           "       instructions and loads per access (carve only)\n"
+          "  THR  threads: W1 churn on 1 and 2 threads, own slots and larson-style\n"
+          "       (blocks freed by the other thread), M ops/s (carve GOOD_FIT, peers)\n"
           "\n"
           "options:\n"
           "  --runs N       interleaved runs per measurement, median reported (default 5)\n"
           "  --seeds N      W4 seeds; the first is the fixed seed (default 5)\n"
-          "  --only LIST    comma-separated subset of W1,W2,W3,W4,LAT,W5,CMP,PAUSE,PIN\n"
+          "  --only LIST    comma-separated subset of W1,W2,W3,W4,LAT,W5,CMP,PAUSE,PIN,THR\n"
           "  --quick        small operation counts: a smoke test of a few seconds\n"
           "  --out FILE     write the Markdown there (default for a full run:\n"
           "                 " CARVE_BENCH_RESULTS_FILE ";\n"
@@ -420,7 +423,7 @@ static void plan_rows(plan *p)
     }
 }
 
-static cell *add_cell(plan *p, size_t row_index, workload_id w, const char *variant, job j)
+cell *add_cell(plan *p, size_t row_index, workload_id w, const char *variant, job j)
 {
     if (p->ncells == MAX_CELLS)
         die("too many cells");
@@ -614,6 +617,10 @@ static void progress(const plan *p, const cell *c, const result *r, unsigned run
         note("[%u/%u] %-34s pinned %.2f ns, raw %.2f ns per access", run, total, what, r->v[0],
              r->v[1]);
         break;
+    case W_THREADS:
+        note("[%u/%u] %-34s %.2f M ops/s%s", run, total, what, r->v[0],
+             r->failures ? " (allocation failures!)" : "");
+        break;
     default:
         note("[%u/%u] %-34s %.2f ns/op%s", run, total, what, r->v[0],
              r->failures ? " (allocation failures!)" : "");
@@ -655,7 +662,7 @@ static void plan_run(plan *p)
     /* The timed workloads: run r of every cell, then run r + 1; within a
      * run the order of the allocators rotates. */
     const workload_id order[] = {W_SMALL_CHURN, W_MIXED_CHURN, W_ORDERED, W_LATENCY,
-                                 W_COMPACT,     W_PAUSE,       W_PIN};
+                                 W_COMPACT,     W_PAUSE,       W_PIN,     W_THREADS};
     for (unsigned run = 0; run < s->runs; run++) {
         for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
             size_t members[MAX_CELLS], n = 0;
@@ -985,6 +992,7 @@ int main(int argc, char **argv)
     plan_rows(&p);
     plan_cells(&p);
     plan_handle_cells(&p);
+    threads_plan_cells(&p);
     if (p.s.only[W_LATENCY]) {
         p.m.ticks_per_ns = ticks_per_ns();
         timer_overhead(&p.m.overhead_ticks, &p.m.overhead_min_ticks);
@@ -1008,6 +1016,7 @@ int main(int argc, char **argv)
     if (f == NULL)
         die("open_memstream: %s", strerror(errno));
     report_write(&p, f);
+    threads_report(&p, f);
     fclose(f);
     fputs(text, stdout);
     fflush(stdout);
@@ -1021,6 +1030,8 @@ int main(int argc, char **argv)
         }
     }
     free(text);
+    if (!quick && !partial && bench_replay_traces(bench_quiet) != 0)
+        rc = 1; /* the sample traces on every allocator: bench/results/traces.md */
     note("carve-bench: total wall time %.1f s", p.wall_seconds);
     if (plan_insane(&p) != 0)
         rc = 3;

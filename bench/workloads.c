@@ -387,6 +387,9 @@ void run_job(const allocator *a, const job *j, result *r)
     case W_PIN:
         run_pin(a, j, r);
         return;
+    case W_THREADS:
+        run_threads(a, j, r);
+        return;
     default:
         break;
     }
@@ -427,8 +430,8 @@ void run_job(const allocator *a, const job *j, result *r)
 /* Names and the wire format                                                 */
 /* ------------------------------------------------------------------------ */
 
-static const char *const tags[W_COUNT] = {"W1", "W2",  "W3",    "W4", "LAT",
-                                          "W5", "CMP", "PAUSE", "PIN"};
+static const char *const tags[W_COUNT] = {"W1", "W2",  "W3",    "W4",  "LAT",
+                                          "W5", "CMP", "PAUSE", "PIN", "THR"};
 
 const char *workload_tag(workload_id w)
 {

@@ -25,9 +25,11 @@
  *     fails.  Status-returning calls then report CARVE_ERR_CORRUPT;
  *     pointer-returning calls return NULL with errno = EIO.
  *   - No function touches memory outside [buffer, buffer + size).
- *   - Thread-safety: without CARVE_THREADSAFE or CARVE_SHARED a heap must be
- *     used by one thread at a time (no lock is taken: zero cost).  With
- *     either flag every function may be called from any thread at any time.
+ *   - Thread-safety: without CARVE_THREADSAFE, CARVE_SHARED or lock hooks
+ *     (carve_lock_hooks) a heap must be used by one thread at a time (no
+ *     lock is taken: zero cost).  With any of them every function may be
+ *     called from any thread at any time; "Threads" below has the rules
+ *     (pins against compaction, fork(), thread caches).
  *   - Complexity is stated for the default policy (CARVE_GOOD_FIT) unless
  *     said otherwise; n is the number of blocks in the heap, k the number of
  *     free blocks in one size class.
@@ -50,9 +52,9 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define CARVE_VERSION_MAJOR  0
-#define CARVE_VERSION_MINOR  1
+#define CARVE_VERSION_MINOR  2
 #define CARVE_VERSION_PATCH  0
-#define CARVE_VERSION_STRING "0.1.0"
+#define CARVE_VERSION_STRING "0.2.0"
 /* One number that compares: MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define CARVE_VERSION_NUMBER \
     (CARVE_VERSION_MAJOR * 10000 + CARVE_VERSION_MINOR * 100 + CARVE_VERSION_PATCH)
@@ -120,14 +122,37 @@ enum {
  * allocations and frees cost a few instructions.  Runs are carved from, and
  * given back to, the same free index as every other block.  CARVE_NO_RUNS
  * (and CARVE_POISON, which checks every block individually) turns them off:
- * every request then gets its own block from the policy, header included. */
+ * every request then gets its own block from the policy, header included.
+ * Below CARVE_RUNS_MIN_HEAP the runs' fixed cost (a partly used 8 KiB page
+ * per size in use, up to 128 KiB) would outweigh the headers they save. */
 #define CARVE_SMALL_MAX     256u
-#define CARVE_RUNS_MIN_HEAP 262144u /* 256 KiB */
+#define CARVE_RUNS_MIN_HEAP 1048576u /* 1 MiB */
+
+/* A lock of the user's own (an RTOS mutex, an interrupt-masking critical
+ * section, ...), for a heap that is not CARVE_SHARED.  carve calls lock()
+ * on entry to every public function that reads or changes the heap and
+ * unlock() before it returns, each with ctx; it never nests them and never
+ * calls anything else while holding the lock.  held, if not NULL, returns
+ * non-zero when the caller holds the lock: debug builds (NDEBUG not defined)
+ * assert it inside the heap.  With hooks there are no thread caches: every
+ * call takes the lock. */
+typedef struct carve_lock_hooks {
+    void (*lock)(void *ctx);
+    void (*unlock)(void *ctx);
+    int (*held)(void *ctx); /* optional */
+    void *ctx;
+} carve_lock_hooks;
 
 typedef struct carve_options {
     unsigned flags;      /* CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON, or 0 */
     carve_policy policy; /* CARVE_GOOD_FIT unless set */
     size_t max_handles;  /* capacity of the handle table; 0 = a sensible default */
+    /* The user's lock instead of the built-in one; NULL = none (or the
+     * built-in mutex with CARVE_THREADSAFE).  The heap keeps a copy of the
+     * struct (the functions and ctx must stay valid while the heap is used
+     * in this process); it is not part of the buffer's contents, so a heap
+     * made with hooks is reopened with carve_attach_with_lock(). */
+    const carve_lock_hooks *lock;
 } carve_options;
 
 /* Formats [buffer, buffer + size) as an empty heap and returns it.  The buffer
@@ -140,9 +165,11 @@ typedef struct carve_options {
  * Returns NULL with errno = EINVAL when buffer is NULL, size is smaller than
  * carve_min_buffer_size(opt) allows at that address (the heap must hold its
  * handle table, if one is asked for, and one block), flags has an unknown
- * bit, policy is not one of carve_policy, or max_handles exceeds 2^32 - 1.
- * With CARVE_THREADSAFE/CARVE_SHARED it may also fail with the errno of the
- * lock's initialisation.
+ * bit, policy is not one of carve_policy, max_handles exceeds 2^32 - 1, or
+ * opt->lock is set but lacks lock or unlock, or comes with CARVE_SHARED (a
+ * function of one process cannot guard another).  With CARVE_THREADSAFE or
+ * CARVE_SHARED it may also fail with the errno of the lock's
+ * initialisation.
  *
  * The heap's blocks can span up to 8 TiB; the rest of a larger buffer is
  * not used.  The control block (counters, free-list heads, the bitmap of run
@@ -165,8 +192,84 @@ carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt);
  *
  * Complexity: O(1).  Thread-safety: for a CARVE_SHARED heap, any number of
  * processes may attach while others use the heap; attaching never disturbs
- * them.  For other heaps, nobody may use the memory during the call. */
+ * them.  For other heaps, nobody may use the memory during the call.
+ * A heap made with lock hooks is refused with EINVAL: see
+ * carve_attach_with_lock().  A private heap with the built-in lock may also
+ * fail with the errno of its lock's initialisation. */
 carve_heap *carve_attach(void *buffer, size_t size);
+
+/* carve_attach() for a heap that was made with lock hooks: they are not in
+ * the buffer, so they are given again here (plain carve_attach() refuses
+ * such a heap with EINVAL).  NULL with errno = EINVAL as carve_attach(), or
+ * when hooks is NULL or lacks lock or unlock, or the heap was not made with
+ * hooks.  Complexity: O(1).  Thread-safety: nobody may use the memory
+ * during the call. */
+carve_heap *carve_attach_with_lock(void *buffer, size_t size, const carve_lock_hooks *hooks);
+
+/* This process is done with the heap for now: the thread caches of this
+ * process's threads in it go back to the heap (see "Threads").  The heap
+ * itself stays whole in the buffer, and carve_attach() reopens it.  Never
+ * required: caches are handed back whenever something must be exact, and
+ * the buffer may be released at any time once no call is using it.  It is
+ * useful before handing a CARVE_SHARED heap over to other processes, or to
+ * give back what this process's threads hold.  CARVE_OK, or
+ * CARVE_ERR_INVALID when h is NULL or its control block fails its check.
+ * Complexity: O(cached blocks).  Thread-safety: as any call; caches that
+ * other threads of the process were using are taken back, and those
+ * threads make new ones at their next call. */
+int carve_detach(carve_heap *h);
+
+/* ------------------------------------------------------------------------ */
+/* Threads                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The rules for a heap that many threads use (CARVE_THREADSAFE,
+ * CARVE_SHARED, or lock hooks):
+ *
+ *   - Every function may be called from any thread at any time.  Each call
+ *     is atomic: it happens entirely before or after any other call on the
+ *     same heap.  A block may be freed by a thread other than the one that
+ *     allocated it.
+ *   - Pins and compaction: carve_pin returns an address only once the block
+ *     is pinned, and compaction (carve_compact, an allocation that compacts
+ *     by itself, CARVE_SCRAMBLE) never moves, reads or writes a pinned
+ *     block.  So between carve_pin and the matching carve_unpin any thread
+ *     may use the address, whatever other threads do to the heap; after
+ *     carve_unpin the address must not be used (the block may move at
+ *     once).  An unpinned handle block may be moved by another thread's
+ *     call at any moment: reach it only through carve_pin.  Accesses to a
+ *     block's contents are the user's to synchronise, as with malloc.
+ *   - Thread caches (CARVE_THREADSAFE or CARVE_SHARED, not with lock hooks,
+ *     CARVE_POISON or CARVE_SCRAMBLE, in heaps of at least 4 MiB): each
+ *     thread keeps a small cache of freed small blocks (up to 256 bytes),
+ *     so that most small allocations and frees take no lock and two threads
+ *     run nearly twice as fast as one.  A cache holds at most 32 blocks of
+ *     each of the 16 small sizes (68 KiB at most).  The heap sets aside room
+ *     for the caches' bookkeeping between its control block and its blocks:
+ *     every byte past 4 MiB of arena, up to 64 records of 4.2 KiB (268 KiB),
+ *     so carve_max_alloc_size() stays at 4 MiB for buffers 4 to 4.27 MiB
+ *     long.  A 65th thread using the heap at once works without a cache,
+ *     through the lock.  Cached blocks are not the user's and not free to
+ *     others: whatever must be exact (carve_get_stats, carve_walk,
+ *     carve_dump, carve_compact, an allocation that would otherwise fail,
+ *     carve_detach, a thread's exit) first hands every thread's cached
+ *     blocks back to the heap.  carve_check checks the caches without
+ *     emptying them.  A thread's cache is not emptied when the thread
+ *     exits (carve cannot know the heap is still there): its blocks come
+ *     back at the next of the events above, and its record is reused.
+ *     peak_used_bytes is updated when a cache exchanges blocks with the
+ *     heap, so it may miss a peak by up to the caches' contents.  A second
+ *     free of a block that sits in a cache is still reported as
+ *     CARVE_ERR_DOUBLE_FREE.
+ *   - fork(): for heaps with the built-in lock, fork() waits until no
+ *     thread is inside a locked part of any heap, so the child gets every
+ *     heap consistent and its lock free.  The parent's threads' caches are
+ *     handed back in the child at its first call that must be exact (or
+ *     carve_check); a thread that was in the middle of a lock-free cache
+ *     operation at the fork may leave one small block allocated in the
+ *     child.  A CARVE_SHARED heap is the same memory in both processes: the
+ *     child goes on using it with caches of its own.  With lock hooks,
+ *     fork() is the user's business, as with any lock of theirs. */
 
 /* The smallest buffer size for which carve_init(buffer, size, opt) succeeds
  * at every buffer address (opt NULL = defaults).  Constant time; thread-safe. */
@@ -319,6 +422,27 @@ size_t carve_hsize(carve_heap *h, carve_handle hd);
 size_t carve_compact(carve_heap *h, size_t max_bytes_moved);
 
 /* ------------------------------------------------------------------------ */
+/* Giving memory back                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* For a heap in memory whose pages cost only while they are touched (an
+ * mmap'd region): calls release(addr, len, ctx) for every run of whole
+ * pages that lies inside a free block of at least min_block bytes, past the
+ * block's own metadata (its first and last page_size bytes are never
+ * included), so the caller can hand them back (madvise MADV_DONTNEED, say).
+ * From then on carve relies on nothing in those bytes: they may read back as
+ * anything, zeros included.  A free block that was released and has not
+ * changed since is not released again.  page_size must be a power of two of
+ * at least 4096.  Returns the bytes passed to release; 0 when h or release
+ * is NULL, page_size is not valid, or the heap has CARVE_POISON (whose
+ * freed bytes must keep their pattern).
+ * Complexity: O(free blocks of at least min_block bytes) plus the release
+ * calls.  Thread-safety: as any call; release runs with the heap's lock held
+ * and must not call carve. */
+size_t carve_trim(carve_heap *h, size_t page_size, size_t min_block,
+                  void (*release)(void *addr, size_t len, void *ctx), void *ctx);
+
+/* ------------------------------------------------------------------------ */
 /* Status codes                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -361,9 +485,10 @@ typedef struct carve_stats {
  * needs a free block of size + alignment + 32 bytes, which largest_free
  * promises only when it is above CARVE_SMALL_MAX (not a slot).
  * Free slots in runs count as free bytes and free blocks.  To keep
- * largest_free exact it first hands any retained empty run back to the
- * free index, so it writes to the heap (do not call it on a read-only
- * mapping).  Complexity: O(k) for the largest size class in use.
+ * largest_free exact it first hands every thread cache's blocks and any
+ * retained empty run back to the free index, so it writes to the heap (do
+ * not call it on a read-only mapping).  Complexity: O(k) for the largest
+ * size class in use, plus O(cached blocks).
  * Thread-safety: see the conventions; with a lock the snapshot is
  * consistent. */
 void carve_get_stats(carve_heap *h, carve_stats *out);

@@ -3,7 +3,7 @@
 #
 #   scripts/deps.sh [build|test|lint|bench|all]    (default: test)
 #
-#   build  cmake, make, gcc                            (make, make demo, make install)
+#   build  cmake, make, gcc, zlib                      (make, make demo, make install)
 #   lint   build + clang-format, clang-tidy, cppcheck  (make lint)
 #   test   lint + clang, libFuzzer, valgrind, cmocka, pkg-config, gcc-multilib
 #          (make test); also tries cmocka for i386 so the -m32 build runs the
@@ -58,6 +58,7 @@ check_build() {
     have_cmd cmake || want cmake "build system"
     have_cmd make || want make "build system"
     have_cmd gcc || want gcc "C compiler"
+    [[ -f /usr/include/zlib.h ]] || want zlib1g-dev "gzip traces in the carve tool"
 }
 
 check_lint() {
@@ -180,6 +181,26 @@ if [[ $mode == test || $mode == all ]] && ! m32_cmocka_present; then
                 dpkg --remove-architecture i386 2>/dev/null || true
             fi
             echo "deps: WARNING: could not install libcmocka-dev:i386; the -m32 build runs only the tests that do not need cmocka (SKIPPED: cmocka tests at -m32)"
+        fi
+    fi
+fi
+
+# --- optional: the programs the real-program tests run under the malloc shim
+# (tests/real, ctest -L real).  Installed when root; otherwise those tests
+# SKIP with a message, so a missing one never stops `make test`.
+if [[ $mode == test || $mode == all ]]; then
+    real_missing=()
+    for prog in python3 sqlite3 git gawk perl; do
+        have_cmd "$prog" || real_missing+=("$prog")
+    done
+    if ((${#real_missing[@]})); then
+        if is_root && have_cmd apt-get; then
+            echo "deps: installing programs for the real-program tests: ${real_missing[*]}"
+            { apt_update_once && apt-get install -y -q --no-install-recommends "${real_missing[@]}"; } ||
+                echo "deps: WARNING: could not install ${real_missing[*]}; their real-program tests will SKIP"
+        else
+            echo "deps: note: the real-program tests (ctest -L real) will SKIP ${real_missing[*]}; to run them:"
+            echo "  sudo apt-get install -y ${real_missing[*]}"
         fi
     fi
 fi

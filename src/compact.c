@@ -19,6 +19,7 @@
 #include "handles.h"
 #include "index.h"
 #include "small.h"
+#include "threads.h"
 
 #include <errno.h>
 
@@ -116,7 +117,11 @@ static ref compact_range(carve_heap *h, ref from, ref to, uint64_t budget, uint6
 uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
 {
     uint64_t moved = 0;
-    (void)small_reclaim(h); /* an empty retained run would be a barrier */
+    /* Cached slots and empty retained runs would be barriers. */
+    if (h->flags & HEAP_TCACHE) {
+        (void)tcache_drain_all(h);
+    }
+    (void)small_reclaim(h);
     /* A budgeted slice carries on where the last one stopped, so it costs
      * the blocks it visits, not the whole heap.  If it reaches the end with
      * budget left it starts over from the beginning and walks to the end:

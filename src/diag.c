@@ -5,6 +5,7 @@
 #include "index.h"
 #include "handles.h"
 #include "small.h"
+#include "threads.h"
 
 #include <inttypes.h>
 
@@ -37,11 +38,21 @@ static size_t clamp_size(uint64_t v)
     return v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 }
 
+/* With thread caches, what is exact (statistics, walks, the map) sees the
+ * heap with every cache handed back. */
+static void drain_caches(carve_heap *h)
+{
+    if (h->flags & HEAP_TCACHE) {
+        (void)tcache_drain_all(h);
+    }
+}
+
 /* Free slots in runs are free bytes and free blocks (of one size); the
  * rest of a run's block (its header, bitmap and tail) counts as used.
  * Retained empty runs are handed back first, so largest_free is exact. */
 static void stats_unlocked(carve_heap *h, carve_stats *out)
 {
+    drain_caches(h);
     (void)small_reclaim(h);
     uint64_t largest = index_largest(h);
     memset(out, 0, sizeof *out);
@@ -123,6 +134,7 @@ static bool chain_is_sound(const carve_heap *h, struct chain_totals *t)
                 }
             } else if (kind == KIND_TABLE) {
                 t->table_blocks++;
+
             } else if (kind == KIND_RAW || kind == KIND_HANDLE) {
                 t->live++;
                 t->handle_blocks += kind == KIND_HANDLE ? 1u : 0u;
@@ -195,15 +207,26 @@ int check_unlocked(carve_heap *h)
 {
     struct chain_totals t;
     memset(&t, 0, sizeof t);
+    /* A fork() child's inheritance of its parent's threads' caches is not a
+     * fault: they go back first (this changes nothing in the parent). */
+    if ((h->flags & HEAP_TCACHE) && control_is_valid(h)) {
+        (void)tcache_adopt_orphans(h);
+    }
     if (!control_is_valid(h) || !chain_is_sound(h, &t)) {
+        return CARVE_ERR_CORRUPT;
+    }
+    /* Slots that thread caches hold or have handed out without telling the
+     * heap's counters yet (threads.h). */
+    struct tcache_sums cached;
+    if (!tcache_sums(h, &cached)) {
         return CARVE_ERR_CORRUPT;
     }
     bool counters_agree = t.used == h->used_bytes && t.free == h->free_bytes &&
                           t.live == h->live_blocks && t.free_blocks == h->free_blocks &&
                           t.quarantined == h->quarantined_blocks && t.slots.runs == h->runs &&
                           t.slots.slots == h->run_slots &&
-                          t.slots.live_slots == h->slot_allocs - h->slot_frees &&
-                          t.slots.free_slot_bytes == h->used_bytes - h->used_public;
+                          t.slots.live_slots == h->slot_allocs - h->slot_frees + cached.slots &&
+                          t.slots.free_slot_bytes == h->used_bytes - h->used_public - cached.bytes;
     if (h->runs_on ? !small_lists_are_sound(h, &t.slots) : t.slots.runs != 0) {
         return CARVE_ERR_CORRUPT;
     }
@@ -295,6 +318,7 @@ CARVE_EXPORT int carve_walk(carve_heap *h, int (*visit)(const carve_block *b, vo
         return CARVE_ERR_INVALID;
     }
     heap_enter(h);
+    drain_caches(h);
     int r = walk_unlocked(h, visit, ctx);
     heap_leave(h);
     return r;

@@ -14,6 +14,7 @@
 #include "heap.h"
 #include "index.h"
 #include "small.h"
+#include "threads.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -29,17 +30,27 @@ CARVE_EXPORT const char *carve_version(void)
 
 /* ---- locking ------------------------------------------------------------ */
 
+/* The built-in lock's sections are gated so that fork() never happens in
+ * the middle of one (threads.h). */
 CARVE_INLINE void heap_lock(carve_heap *h)
 {
-    if (h->flags & CARVE_THREADSAFE) {
+    if (h->flags & HEAP_LOCKED) {
+        if (h->flags & CARVE_THREADSAFE) {
+            fork_gate_enter();
+        }
         (void)lock_acquire(&h->lock);
+        CARVE_ASSERT(lock_held_or_unknown(&h->lock));
     }
 }
 
 CARVE_INLINE void heap_unlock(carve_heap *h)
 {
-    if (h->flags & CARVE_THREADSAFE) {
+    if (h->flags & HEAP_LOCKED) {
+        CARVE_ASSERT(lock_held_or_unknown(&h->lock));
         lock_release(&h->lock);
+        if (h->flags & CARVE_THREADSAFE) {
+            fork_gate_leave();
+        }
     }
 }
 
@@ -64,6 +75,8 @@ struct layout {
     uint64_t arena_end;    /* offset of the sentinel */
     uint32_t fl_count;
     bool runs_on;
+    uint64_t tcaches;      /* offset of the thread caches' records (0: none) */
+    uint64_t tcache_count; /* how many */
 };
 
 /* First levels of list heads that index every block of up to granules. */
@@ -131,6 +144,30 @@ static bool layout_try(uint64_t lead, uint64_t avail, uint32_t fl_count, uint64_
     return true;
 }
 
+/* Thread caches' records (threads.h) sit between the control block and the
+ * arena, in heaps whose arena would exceed TCACHE_MIN_ARENA: every byte
+ * past it goes to records until they have room for TCACHE_MAX_RECORDS, so
+ * the arena stays at TCACHE_MIN_ARENA meanwhile and never shrinks as the
+ * buffer grows (bytes short of a whole record are not used). */
+static void reserve_tcaches(unsigned flags, struct layout *l)
+{
+    uint64_t arena = l->arena_end - l->arena_begin;
+    l->tcaches = 0;
+    l->tcache_count = 0;
+    if (!l->runs_on || !tcache_wanted(flags) || arena <= TCACHE_MIN_ARENA) {
+        return;
+    }
+    uint64_t most = ((flags & CARVE_THREADSAFE) ? TCACHE_MAX_RECORDS : 1u) * sizeof(struct tcache);
+    uint64_t room = (arena - TCACHE_MIN_ARENA) & ~(uint64_t)(GRANULE - 1u);
+    room = room < most ? room : (most + GRANULE - 1u) & ~(uint64_t)(GRANULE - 1u);
+    uint64_t count = room / sizeof(struct tcache);
+    if (count > 0) {
+        l->tcaches = l->arena_begin - HDR_SIZE; /* 16-aligned */
+        l->tcache_count = count;
+    }
+    l->arena_begin += room;
+}
+
 /* Where everything goes for a buffer at address addr of size bytes with
  * these flags; false when it is too small to hold a heap.
  *
@@ -163,6 +200,9 @@ static bool layout_compute(uintptr_t addr, uint64_t size, unsigned flags, struct
     }
     out->runs_on =
         found && !(flags & (CARVE_NO_RUNS | CARVE_POISON)) && size >= CARVE_RUNS_MIN_HEAP;
+    if (found) {
+        reserve_tcaches(flags, out);
+    }
     return found;
 }
 
@@ -181,12 +221,25 @@ static uint64_t table_bytes_for(const carve_options *opt)
     return bytes_of(g < MIN_GRANULES ? MIN_GRANULES : g);
 }
 
+/* The flags carve_init gives a heap made with opt, before HEAP_TCACHE. */
+static unsigned effective_flags(const carve_options *opt)
+{
+    unsigned flags = opt ? opt->flags : 0u;
+    if (flags & CARVE_SHARED) {
+        flags |= CARVE_THREADSAFE;
+    }
+    if (opt && opt->lock) {
+        flags = (flags & ~(unsigned)CARVE_THREADSAFE) | HEAP_USER_LOCK;
+    }
+    return flags;
+}
+
 /* Whether carve_init succeeds for a buffer of size bytes at every address:
  * the layout fits, and the arena holds the handle table asked for and one
  * minimum block beside it. */
 static bool buffer_holds(uint64_t size, const carve_options *opt)
 {
-    unsigned flags = opt ? opt->flags : 0u;
+    unsigned flags = effective_flags(opt);
     uint64_t need = table_bytes_for(opt) + bytes_of(MIN_GRANULES);
     for (uintptr_t misalign = 0; misalign < CONTROL_ALIGN; misalign++) {
         struct layout l;
@@ -217,7 +270,7 @@ CARVE_EXPORT size_t carve_min_buffer_size(const carve_options *opt)
 
 CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt)
 {
-    unsigned flags = opt ? opt->flags : 0u;
+    unsigned flags = effective_flags(opt);
     uint64_t table = table_bytes_for(opt);
     uint64_t worst = UINT64_MAX;
     for (uintptr_t misalign = 0; misalign < CONTROL_ALIGN; misalign++) {
@@ -226,10 +279,11 @@ CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options
             return 0;
         }
         uint64_t arena = l.arena_end - l.arena_begin;
-        if (arena < table + bytes_of(MIN_GRANULES)) {
+        uint64_t taken = table;
+        if (arena < taken + bytes_of(MIN_GRANULES)) {
             return 0; /* nothing beside the table */
         }
-        uint64_t payload = arena - table - HDR_SIZE;
+        uint64_t payload = arena - taken - HDR_SIZE;
         worst = payload < worst ? payload : worst;
     }
     return worst > SIZE_MAX ? SIZE_MAX : (size_t)worst;
@@ -239,10 +293,11 @@ CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options
 
 uint64_t control_checksum_of(const carve_heap *h)
 {
-    uint64_t fields[] = {h->magic,    h->layout_version, h->control_size, h->buffer_size,
-                         h->lead_pad, h->arena_begin,    h->arena_end,    h->salt,
-                         h->flags,    h->policy,         h->fl_count,     h->word_bits,
-                         h->runs_on,  h->pagemap,        h->max_handles};
+    uint64_t fields[] = {h->magic,       h->layout_version, h->control_size, h->buffer_size,
+                         h->lead_pad,    h->arena_begin,    h->arena_end,    h->salt,
+                         h->flags,       h->policy,         h->fl_count,     h->word_bits,
+                         h->runs_on,     h->pagemap,        h->max_handles,  h->tcaches,
+                         h->tcache_count};
     uint64_t sum = UINT64_C(0x6a09e667f3bcc909);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         sum = mix64(sum ^ fields[i]);
@@ -261,9 +316,11 @@ bool control_is_valid(const carve_heap *h)
            layout_compute(addr, h->buffer_size, h->flags, &l) && l.lead == h->lead_pad &&
            l.control_size == h->control_size && l.arena_begin == h->arena_begin &&
            l.runs_on == (h->runs_on != 0) && l.pagemap == h->pagemap &&
-           l.arena_end == h->arena_end && l.fl_count == h->fl_count &&
-           (h->flags & ~(uint32_t)KNOWN_FLAGS) == 0 && h->policy <= CARVE_BEST_FIT &&
-           h->control_checksum == control_checksum_of(h);
+           l.arena_end == h->arena_end && l.fl_count == h->fl_count && l.tcaches == h->tcaches &&
+           l.tcache_count == h->tcache_count &&
+           ((h->flags & HEAP_TCACHE) != 0) == (l.tcache_count != 0) &&
+           (h->flags & ~(uint32_t)(KNOWN_FLAGS | HEAP_INTERNAL_FLAGS)) == 0 &&
+           h->policy <= CARVE_BEST_FIT && h->control_checksum == control_checksum_of(h);
 }
 
 /* A salt that differs between heaps of different shapes; it keys header
@@ -278,21 +335,36 @@ static uint64_t salt_for(const struct layout *l, uint64_t size, const carve_opti
                  mix64(nth + UINT64_C(0x243f6a8885a308d3)));
 }
 
+/* Undoes a carve_init that failed after it wrote the control block. */
+static carve_heap *unmake(carve_heap *h)
+{
+    if (h->flags & CARVE_THREADSAFE) {
+        lock_destroy(&h->lock);
+    }
+    h->magic = 0;
+    return NULL;
+}
+
 CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt)
 {
-    carve_options o = {0, CARVE_GOOD_FIT, 0};
+    carve_options o = {0, CARVE_GOOD_FIT, 0, NULL};
     if (opt) {
         o = *opt;
     }
     struct layout l;
     if (!buffer || (o.flags & ~(unsigned)KNOWN_FLAGS) || (unsigned)o.policy > CARVE_BEST_FIT ||
-        !layout_compute((uintptr_t)buffer, size, o.flags, &l) ||
+        (o.lock && (!lock_hooks_valid(o.lock) || (o.flags & CARVE_SHARED)))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    o.flags = effective_flags(&o);
+    if (!layout_compute((uintptr_t)buffer, size, o.flags, &l) ||
         l.arena_end - l.arena_begin < table_bytes_for(&o) + bytes_of(MIN_GRANULES)) {
         errno = EINVAL;
         return NULL;
     }
-    if (o.flags & CARVE_SHARED) {
-        o.flags |= CARVE_THREADSAFE;
+    if (l.tcache_count != 0) {
+        o.flags |= HEAP_TCACHE;
     }
     carve_heap *h = (carve_heap *)((unsigned char *)buffer + l.lead);
     memset(h, 0, (size_t)l.control_size);
@@ -310,6 +382,11 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     h->word_bits = 8u * (uint32_t)sizeof(void *);
     h->runs_on = l.runs_on;
     h->pagemap = l.pagemap;
+    h->tcaches = l.tcaches;
+    h->tcache_count = l.tcache_count;
+    if (l.tcache_count != 0) {
+        memset(at(h, l.tcaches), 0, (size_t)(l.tcache_count * sizeof(struct tcache)));
+    }
     if (o.flags & CARVE_THREADSAFE) {
         int err = lock_init(&h->lock, o.flags);
         if (err != 0) {
@@ -317,6 +394,8 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
             errno = err;
             return NULL;
         }
+    } else if (o.lock) {
+        lock_set_hooks(&h->lock, o.lock);
     }
     uint64_t granules = (l.arena_end - l.arena_begin) >> GRANULE_SHIFT;
     block_make_free(h, l.arena_begin, granules);
@@ -328,17 +407,15 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     h->max_handles = o.max_handles;
     h->control_checksum = control_checksum_of(h);
     if (o.max_handles != 0 && !handles_table_create(h, o.max_handles)) {
-        if (o.flags & CARVE_THREADSAFE) {
-            lock_destroy(&h->lock);
-        }
-        h->magic = 0; /* too small for the table it was asked to hold */
-        errno = EINVAL;
-        return NULL;
+        errno = EINVAL; /* too small for the table it was asked to hold */
+        return unmake(h);
     }
     return h;
 }
 
-CARVE_EXPORT carve_heap *carve_attach(void *buffer, size_t size)
+/* The heap carve_init() formatted in [buffer, buffer + size), validated;
+ * NULL (errno EINVAL) when there is none. */
+static carve_heap *find_heap(void *buffer, size_t size)
 {
     if (!buffer) {
         errno = EINVAL;
@@ -356,19 +433,58 @@ CARVE_EXPORT carve_heap *carve_attach(void *buffer, size_t size)
         errno = EINVAL;
         return NULL;
     }
+    return h;
+}
+
+CARVE_EXPORT carve_heap *carve_attach(void *buffer, size_t size)
+{
+    carve_heap *h = find_heap(buffer, size);
+    if (!h) {
+        return NULL;
+    }
+    if (h->flags & HEAP_USER_LOCK) {
+        errno = EINVAL; /* its lock is not in the buffer: carve_attach_with_lock */
+        return NULL;
+    }
     if (h->flags & CARVE_SHARED) {
         heap_lock(h); /* the lock is live: never re-created */
         heap_unlock(h);
     } else if (h->flags & CARVE_THREADSAFE) {
         /* A copied or re-mapped private heap: nobody else can hold its lock,
-         * and the copied mutex bytes may say otherwise. */
+         * and the copied mutex bytes may say otherwise.  Caches of threads
+         * of wherever it came from are gone with them. */
         int err = lock_init(&h->lock, h->flags);
         if (err != 0) {
             errno = err;
             return NULL;
         }
+        tcache_disown_all(h);
     }
     return h;
+}
+
+CARVE_EXPORT carve_heap *carve_attach_with_lock(void *buffer, size_t size,
+                                                const carve_lock_hooks *hooks)
+{
+    carve_heap *h = find_heap(buffer, size);
+    if (!h) {
+        return NULL;
+    }
+    if (!lock_hooks_valid(hooks) || !(h->flags & HEAP_USER_LOCK)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    lock_set_hooks(&h->lock, hooks);
+    return h;
+}
+
+CARVE_EXPORT int carve_detach(carve_heap *h)
+{
+    if (!h || h->magic != CARVE_MAGIC || !control_is_valid(h)) {
+        return CARVE_ERR_INVALID;
+    }
+    tcache_detach(h);
+    return CARVE_OK;
 }
 
 /* ---- sizes ------------------------------------------------------------------ */
@@ -502,6 +618,16 @@ static bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned ki
     return true;
 }
 
+/* Gives back what sits unused in front of the free index: thread caches'
+ * slots (first, since that can empty runs), then retained empty runs.
+ * True if anything came back. */
+static bool reclaim_cached(carve_heap *h)
+{
+    bool drained = (h->flags & HEAP_TCACHE) && tcache_drain_all(h);
+    bool reclaimed = small_reclaim(h);
+    return drained || reclaimed;
+}
+
 /* A live general block of g granules, or 0 with errno set.  When the index
  * has nothing, retained empty runs are handed back first and the search
  * retried, so they never make an allocation fail. */
@@ -509,7 +635,7 @@ ref heap_alloc_block(carve_heap *h, uint64_t g, unsigned kind)
 {
     uint64_t bg;
     ref b = claim_free_block(h, g, &bg);
-    if (b == 0 && errno == ENOMEM && small_reclaim(h)) {
+    if (b == 0 && errno == ENOMEM && reclaim_cached(h)) {
         b = claim_free_block(h, g, &bg);
     }
     return b && carve_out(h, b, bg, g, kind, false) ? b : 0;
@@ -530,7 +656,7 @@ static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, ui
         return 0;
     }
     ref b = claim_free_block(h, g + lead_room, &bg);
-    if (b == 0 && errno == ENOMEM && small_reclaim(h)) {
+    if (b == 0 && errno == ENOMEM && reclaim_cached(h)) {
         b = claim_free_block(h, g + lead_room, &bg);
     }
     if (b == 0) {
@@ -850,6 +976,9 @@ static void *realloc_slot(carve_heap *h, void *ptr, size_t size)
 static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
 {
     if (small_owns(h, ptr)) {
+        if (tcache_may_hold(h, ptr)) {
+            (void)tcache_drain_all(h); /* a freed slot in a cache is free, not live */
+        }
         return realloc_slot(h, ptr, size);
     }
     ref b;
@@ -906,6 +1035,13 @@ CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
         errno = EINVAL;
         return NULL;
     }
+    if ((h->flags & HEAP_TCACHE) && size <= SMALL_MAX) {
+        void *p =
+            (h->flags & CARVE_THREADSAFE) ? tcache_alloc(h, size) : tcache_solo_alloc(h, size);
+        if (CARVE_LIKELY(p != NULL)) {
+            return p;
+        }
+    }
     heap_lock(h);
     void *p = alloc_unlocked(h, size);
     after_allocation(h, p != NULL);
@@ -959,7 +1095,17 @@ CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
     if (!ptr) {
         return CARVE_OK;
     }
+    int cached = 0;
+    if ((h->flags & HEAP_TCACHE) && small_owns(h, ptr)) {
+        cached = (h->flags & CARVE_THREADSAFE) ? tcache_free(h, ptr) : tcache_solo_free(h, ptr);
+        if (CARVE_LIKELY(cached > 0)) {
+            return CARVE_OK;
+        }
+    }
     heap_lock(h);
+    if (cached < 0) {
+        (void)tcache_drain_all(h); /* ptr may sit in a cache: then it is free */
+    }
     int st = free_unlocked(h, ptr);
     debug_check(h);
     heap_unlock(h);
@@ -996,11 +1142,20 @@ CARVE_EXPORT size_t carve_usable_size(carve_heap *h, const void *ptr)
     if (!h || !ptr) {
         return 0;
     }
+    if ((h->flags & HEAP_TCACHE) && small_owns(h, ptr)) {
+        size_t n = (size_t)tcache_usable(h, ptr);
+        if (CARVE_LIKELY(n != 0)) {
+            return n; /* a live slot, found without the lock */
+        }
+    }
     heap_lock(h);
     ref b;
     hword w;
     size_t n = 0;
     if (small_owns(h, ptr)) {
+        if (tcache_may_hold(h, ptr)) {
+            (void)tcache_drain_all(h);
+        }
         n = (size_t)small_usable(h, ptr);
     } else if (locate_live(h, ptr, &b, &w) == CARVE_OK) {
         n = (size_t)(bytes_of(hdr_granules(w)) - HDR_SIZE);

@@ -50,8 +50,16 @@
 #define SMALL_MAX            256u /* requests up to this come from runs of slots */
 #define SMALL_CLASSES        (SMALL_MAX / GRANULE)
 #define CARVE_MAGIC          UINT64_C(0x3170616568657663) /* "cvehea p1" */
-#define CARVE_LAYOUT_VERSION 2u
+#define CARVE_LAYOUT_VERSION 3u
 #define POISON_BYTE          0xdbu
+
+/* Bits of carve_heap.flags that are not public flags (set by carve_init,
+ * covered by the control block's checksum). */
+#define HEAP_USER_LOCK      (1u << 30) /* the lock is the user's carve_lock_hooks */
+#define HEAP_TCACHE         (1u << 29) /* threads keep caches of small slots (threads.h) */
+#define HEAP_INTERNAL_FLAGS (HEAP_USER_LOCK | HEAP_TCACHE)
+/* Public calls take the heap's lock. */
+#define HEAP_LOCKED (CARVE_THREADSAFE | HEAP_USER_LOCK)
 
 typedef uint64_t ref;   /* byte offset from the control block; 0 = none */
 typedef uint64_t hword; /* a block header */
@@ -106,6 +114,12 @@ struct carve_heap {
      * for the arena's start.  Only a hint: it is used if a valid header is
      * there, else the walk starts over. */
     ref compact_cursor;
+
+    /* The thread caches (threads.h): tcache_count records in one block
+     * made at carve_init, at tcaches (its payload); 0 without caches. */
+    ref tcaches;
+    uint64_t tcache_count;
+    uint64_t tcache_serial; /* caches handed out so far: makes each tag unique */
 
     /* The free index: bitmaps over the segregated lists.  Bit fl of
      * fl_bitmap is set iff sl_bitmap[fl] != 0; bit sl of sl_bitmap[fl] is set

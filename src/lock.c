@@ -1,14 +1,15 @@
 /*
- * lock.c: the mutexes behind CARVE_THREADSAFE and CARVE_SHARED.
+ * lock.c: the mutexes behind CARVE_THREADSAFE and CARVE_SHARED, and the
+ * user's lock hooks.
  */
 #include "lock.h"
 
-#include "carve.h"
-
 #include <errno.h>
+#include <string.h>
 
 int lock_init(carve_lock *l, unsigned flags)
 {
+    memset(&l->hooks, 0, sizeof l->hooks);
     pthread_mutexattr_t attr;
     int err = pthread_mutexattr_init(&attr);
     if (err != 0) {
@@ -31,8 +32,27 @@ int lock_init(carve_lock *l, unsigned flags)
     return err;
 }
 
+bool lock_hooks_valid(const carve_lock_hooks *hooks)
+{
+    return hooks != NULL && hooks->lock != NULL && hooks->unlock != NULL;
+}
+
+void lock_set_hooks(carve_lock *l, const carve_lock_hooks *hooks)
+{
+    l->hooks = *hooks;
+}
+
+bool lock_has_hooks(const carve_lock *l)
+{
+    return l->hooks.lock != NULL;
+}
+
 bool lock_acquire(carve_lock *l)
 {
+    if (l->hooks.lock) {
+        l->hooks.lock(l->hooks.ctx);
+        return false;
+    }
     int err = pthread_mutex_lock(&l->mutex);
 #if defined(PTHREAD_MUTEX_ROBUST)
     if (err == EOWNERDEAD) {
@@ -48,10 +68,21 @@ bool lock_acquire(carve_lock *l)
 
 void lock_release(carve_lock *l)
 {
+    if (l->hooks.unlock) {
+        l->hooks.unlock(l->hooks.ctx);
+        return;
+    }
     pthread_mutex_unlock(&l->mutex);
+}
+
+bool lock_held_or_unknown(const carve_lock *l)
+{
+    return !l->hooks.held || l->hooks.held(l->hooks.ctx) != 0;
 }
 
 void lock_destroy(carve_lock *l)
 {
-    pthread_mutex_destroy(&l->mutex);
+    if (!l->hooks.lock) {
+        pthread_mutex_destroy(&l->mutex);
+    }
 }

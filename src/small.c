@@ -21,10 +21,10 @@ const uint32_t slot_reciprocal[SMALL_CLASSES] = {65536, 32768, 21846, 16384, 131
 static void page_mark(carve_heap *h, ref r, bool is_run)
 {
     uint64_t page = r >> RUN_SHIFT;
-    unsigned char *word = at(h, h->pagemap + (page >> 6) * 8u);
+    uint64_t *word = pagemap_word(h, page);
     uint64_t bit = UINT64_C(1) << (page & 63u);
-    uint64_t v = load64(word);
-    store64(word, is_run ? v | bit : v & ~bit);
+    uint64_t v = *word;
+    word_store(word, is_run ? v | bit : v & ~bit);
 }
 
 /* ---- partial lists ------------------------------------------------------------------- */
@@ -96,9 +96,11 @@ static ref run_create(carve_heap *h, unsigned cls)
     run->hint = 0;
     run->unused = 0;
     run->next = run->prev = 0;
-    memset(run->live, 0, (size_t)words * 8u);
+    for (unsigned w = 0; w < words; w++) {
+        word_store(&run->live[w], 0);
+    }
     if (nslots % 64u) {
-        run->live[words - 1u] = ~UINT64_C(0) << (nslots % 64u); /* past the last slot */
+        word_store(&run->live[words - 1u], ~UINT64_C(0) << (nslots % 64u)); /* past the last slot */
     }
     run->tag = run_tag(h, r, cls);
     page_mark(h, r, true);
@@ -306,4 +308,22 @@ int small_walk_run(carve_heap *h, ref b, int (*visit)(const carve_block *b, void
         rc = visit(&tail, ctx);
     }
     return rc;
+}
+
+void small_recount(carve_heap *h)
+{
+    struct slot_totals t;
+    memset(&t, 0, sizeof t);
+    for (ref b = h->arena_begin; b < h->arena_end;) {
+        hword w;
+        if (!block_read(h, b, &w)) {
+            return; /* damaged: carve_check reports it */
+        }
+        if (!hdr_is_free(w) && hdr_kind(w) == KIND_RUN && !small_run_is_sound(h, b, &t)) {
+            return;
+        }
+        b = block_next(b, hdr_granules(w));
+    }
+    h->slot_frees = h->slot_allocs - t.live_slots;
+    h->used_public = h->used_bytes - t.free_slot_bytes;
 }

@@ -41,6 +41,8 @@
 
 #include "block.h"
 
+#include <stdatomic.h>
+
 #define RUN_SHIFT          13u
 #define RUN_SIZE           (1u << RUN_SHIFT)
 #define RUN_BLOCK_GRANULES (RUN_SIZE >> GRANULE_SHIFT)
@@ -110,11 +112,34 @@ CARVE_INLINE bool run_is_trusted(const carve_heap *h, ref r, unsigned cls)
     return run_offset_plausible(h, r) && run_is_valid(h, r, cls);
 }
 
+/* ---- words read without the heap's lock --------------------------------------
+ * With thread caches (threads.h) a free first looks at the page map and the
+ * slot's live bit without taking the heap's lock.  For a slot its caller
+ * owns, its own bit cannot change meanwhile, but other bits of the same
+ * word can (other threads, under the lock), so every write of these words
+ * is an atomic store and the unlocked reads are atomic loads: relaxed,
+ * plain moves on the machines we know.  Reads under the lock stay plain. */
+CARVE_INLINE uint64_t word_load_relaxed(const uint64_t *p)
+{
+    return atomic_load_explicit((const _Atomic uint64_t *)p, memory_order_relaxed);
+}
+
+/* p is written, through its atomic view. */
+CARVE_INLINE void word_store(uint64_t *p, uint64_t v) /* NOLINT(readability-non-const-parameter) */
+{
+    atomic_store_explicit((_Atomic uint64_t *)p, v, memory_order_relaxed);
+}
+
+CARVE_INLINE uint64_t *pagemap_word(const carve_heap *h, uint64_t page)
+{
+    return (uint64_t *)(void *)at(h, h->pagemap + (page >> 6) * 8u);
+}
+
 /* Whether the page holding offset off is a run (its block starts in it). */
 CARVE_INLINE bool page_is_run(const carve_heap *h, ref off)
 {
     uint64_t page = off >> RUN_SHIFT;
-    return (load64(at(h, h->pagemap + (page >> 6) * 8u)) >> (page & 63u)) & 1u;
+    return (word_load_relaxed(pagemap_word(h, page)) >> (page & 63u)) & 1u;
 }
 
 /* Whether p, a pointer a caller handed in, lies in a run of this heap. */
@@ -157,11 +182,11 @@ void small_free_transition(carve_heap *h, ref r, unsigned cls);
 
 /* ---- the fast paths ---------------------------------------------------------------- */
 
-/* A slot for size bytes (1..SMALL_MAX) from the class's current run; NULL
- * when it has none (the caller then refills or falls back). */
-CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
+/* A slot of class cls from the class's current run, not yet counted as the
+ * user's (a thread cache takes slots this way); NULL when it has none (the
+ * caller then refills or falls back). */
+CARVE_INLINE void *small_take(carve_heap *h, unsigned cls)
 {
-    unsigned cls = small_class_of(size);
     ref r = h->small[cls].current;
     if (CARVE_UNLIKELY(!run_is_trusted(h, r, cls) || run_at(h, r)->nfree == 0)) {
         return NULL; /* none, used up, or damaged (carve_check reports it) */
@@ -180,11 +205,22 @@ CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
     if (CARVE_UNLIKELY(i >= run_nslots[cls])) {
         return NULL; /* a cleared bit past the last slot: damaged */
     }
-    run->live[w] |= UINT64_C(1) << bit;
+    word_store(&run->live[w], run->live[w] | (UINT64_C(1) << bit));
     run->hint = (uint16_t)w;
     run->nfree--;
-    count_slot(h, cls, true);
     return at(h, r + run_slot0[cls] + i * slot_size_of(cls));
+}
+
+/* A slot for size bytes (1..SMALL_MAX), counted as the user's; NULL as
+ * small_take. */
+CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
+{
+    unsigned cls = small_class_of(size);
+    void *p = small_take(h, cls);
+    if (CARVE_LIKELY(p != NULL)) {
+        count_slot(h, cls, true);
+    }
+    return p;
 }
 
 /* The run and slot index of p (small_owns(h, p) holds); a status when p is
@@ -212,6 +248,22 @@ CARVE_INLINE bool slot_is_live(const struct run *run, uint64_t i)
     return (run->live[i / 64u] >> (i % 64u)) & 1u;
 }
 
+/* Clears live slot i of run r (of class cls), not counting it as a user's
+ * free (a thread cache hands slots back this way). */
+CARVE_INLINE void small_put(carve_heap *h, ref r, uint64_t i, unsigned cls)
+{
+    struct run *run = run_at(h, r);
+    unsigned w = (unsigned)(i / 64u);
+    word_store(&run->live[w], run->live[w] & ~(UINT64_C(1) << (i % 64u)));
+    if (w < run->hint) {
+        run->hint = (uint16_t)w;
+    }
+    unsigned nfree = ++run->nfree;
+    if (CARVE_UNLIKELY(nfree == 1u || nfree == run_nslots[cls])) {
+        small_free_transition(h, r, cls);
+    }
+}
+
 /* Frees a slot in a run (small_owns(h, p) holds): CARVE_OK,
  * CARVE_ERR_DOUBLE_FREE, CARVE_ERR_NOT_OWNED or CARVE_ERR_CORRUPT. */
 CARVE_INLINE int small_free(carve_heap *h, void *p)
@@ -224,20 +276,11 @@ CARVE_INLINE int small_free(carve_heap *h, void *p)
     }
     struct run *run = run_at(h, r);
     unsigned cls = run->cls;
-    uint64_t mask = UINT64_C(1) << (i % 64u);
-    unsigned w = (unsigned)(i / 64u);
-    if (CARVE_UNLIKELY(!(run->live[w] & mask))) {
+    if (CARVE_UNLIKELY(!slot_is_live(run, i))) {
         return CARVE_ERR_DOUBLE_FREE;
     }
-    run->live[w] &= ~mask;
-    if (w < run->hint) {
-        run->hint = (uint16_t)w;
-    }
-    unsigned nfree = ++run->nfree;
     count_slot(h, cls, false);
-    if (CARVE_UNLIKELY(nfree == 1u || nfree == run_nslots[cls])) {
-        small_free_transition(h, r, cls);
-    }
+    small_put(h, r, i, cls);
     return CARVE_OK;
 }
 
@@ -276,6 +319,11 @@ bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t);
 /* Calls visit for a run's pieces in address order: its overhead as one
  * CARVE_BLOCK_META block, then each slot (raw or free), then its tail. */
 int small_walk_run(carve_heap *h, ref b, int (*visit)(const carve_block *b, void *ctx), void *ctx);
+
+/* Sets the slot counters from the runs' bitmaps, when no cache holds a
+ * slot: the repair after a record interrupted mid-operation by fork() was
+ * taken over (threads.c).  Leaves them alone if a run fails its check. */
+void small_recount(carve_heap *h);
 
 /* From heap.c: a run's general block, and giving it back. */
 ref heap_claim_run_block(carve_heap *h);

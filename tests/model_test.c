@@ -108,6 +108,9 @@ static const config configs[] = {
     {"first_fit", CARVE_FIRST_FIT, CARVE_POISON | CARVE_NO_RUNS, 16, 0, 50, 4096, 500},
     /* A small heap full most of the time: automatic compaction often. */
     {"best_fit", CARVE_BEST_FIT, 0, 8, SMALL_HEAP, 60, 2048, 300},
+    /* Thread caches (one thread): small blocks go through a cache; with
+     * handles and compaction, which empty the caches. */
+    {"good_fit", CARVE_GOOD_FIT, CARVE_THREADSAFE, 4, 0, 20, 4096, 1000},
     /* Every allocation moves every unpinned handle block (costly: small). */
     {"good_fit", CARVE_GOOD_FIT, CARVE_SCRAMBLE, 64, SMALL_HEAP, 50, 2048, 300},
 };

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum {
@@ -36,6 +37,12 @@ typedef struct cli_command {
 /* The subcommands (one file each). */
 void demo_help(FILE *out);
 int demo_main(int argc, char **argv);
+void replay_help(FILE *out);
+int replay_main(int argc, char **argv);
+void map_help(FILE *out);
+int map_main(int argc, char **argv);
+void record_help(FILE *out);
+int record_main(int argc, char **argv);
 
 /* Prints "carve CMD: <message>" and a hint to run `carve CMD --help` on
  * stderr; returns CLI_EXIT_USAGE so a caller can `return cli_usage_error(...)`. */
@@ -61,6 +68,9 @@ bool cli_parse_policy(const char *text, carve_policy *out);
 
 /* "GOOD_FIT", "FIRST_FIT", "BEST_FIT" (or "?" for anything else). */
 const char *cli_policy_name(carve_policy policy);
+
+/* bytes as "512 B", "13.2 MiB" and the like, written into buf; returns buf. */
+char *cli_format_bytes(char *buf, size_t len, uint64_t bytes);
 
 /* Whether to use ANSI colour on `stream`: only when it is a terminal, the
  * user did not pass --no-color, and the NO_COLOR convention is not set. */

@@ -25,6 +25,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cli.h"
+#include "map.h"
 
 #include <errno.h>
 #include <stdalign.h>
@@ -71,6 +72,7 @@ typedef struct demo_options {
     bool hex;
     bool no_color;
     bool handles_only;
+    const char *map_path; /* --map: the heap over the demo's steps, as a picture */
 } demo_options;
 
 typedef struct style {
@@ -109,7 +111,8 @@ typedef struct demo {
     size_t block_count;
     void *followups[FOLLOWUPS];
     void *big_block;
-    char big_hole; /* the largest hole after step 2 */
+    char big_hole;   /* the largest hole after step 2 */
+    map_canvas *map; /* --map: a column after every checked step */
 } demo;
 
 /* ------------------------------------------------------------------------ */
@@ -142,6 +145,8 @@ static bool check_heap(demo *d)
     int rc = carve_check(d->heap);
     if (rc != CARVE_OK)
         return fail(d, "carve_check returned %d (%s)", rc, carve_strerror(rc));
+    if (d->map != NULL)
+        map_canvas_sample(d->map, d->heap, -1.0); /* x: the column number */
     return true;
 }
 
@@ -287,7 +292,7 @@ static const char *policy_explanation(carve_policy p)
 
 static bool start_heap(demo *d)
 {
-    carve_options opt = {0, d->policy, 0};
+    carve_options opt = {0, d->policy, 0, NULL};
     d->heap = carve_init(demo_arena, d->opt->heap_size, &opt);
     if (d->heap == NULL)
         return fail(d, "carve_init on a %zu-byte buffer failed: %s", d->opt->heap_size,
@@ -845,7 +850,7 @@ static bool hadd(handle_demo *hdm, size_t i, size_t request)
 static bool hstart(handle_demo *hdm)
 {
     demo *d = hdm->d;
-    carve_options opt = {0, d->policy, HTABLE_ENTRIES};
+    carve_options opt = {0, d->policy, HTABLE_ENTRIES, NULL};
     d->step = 0;
     d->heap = carve_init(demo_arena, d->opt->heap_size, &opt);
     if (d->heap == NULL)
@@ -1196,6 +1201,8 @@ void demo_help(FILE *out)
             "  --heap-size N    the buffer's size in bytes, %d to %d (suffixes K, M);\n"
             "                   default %d; the scenario scales with it\n"
             "  --hex            also show every live block's bytes in hex in step 3\n"
+            "  --map FILE       also draw the heap after every step as a picture (.svg,\n"
+            "                   or .png through a converter; see 'carve map --help')\n"
             "  --no-color       no ANSI colours (used only when stdout is a terminal\n"
             "                   and NO_COLOR is not set)\n"
             "  -h, --help       show this help\n",
@@ -1206,7 +1213,7 @@ void demo_help(FILE *out)
  * with (-1 for "help was printed, exit 0"). */
 static int parse_demo_options(int argc, char **argv, demo_options *opt)
 {
-    *opt = (demo_options){false, CARVE_GOOD_FIT, DEMO_DEFAULT_HEAP, false, false, false};
+    *opt = (demo_options){false, CARVE_GOOD_FIT, DEMO_DEFAULT_HEAP, false, false, false, NULL};
     for (int i = 1; i < argc;) {
         const char *arg = argv[i];
         const char *value = NULL;
@@ -1223,6 +1230,10 @@ static int parse_demo_options(int argc, char **argv, demo_options *opt)
         } else if (strcmp(arg, "--no-color") == 0 || strcmp(arg, "--no-colour") == 0) {
             opt->no_color = true;
             i++;
+        } else if (cli_option_value(argc, argv, &i, "--map", &value)) {
+            if (value == NULL || value[0] == '\0')
+                return cli_usage_error("demo", "--map needs a file name (.svg or .png)");
+            opt->map_path = value;
         } else if (cli_option_value(argc, argv, &i, "--policy", &value)) {
             if (value == NULL)
                 return cli_usage_error("demo", "--policy needs a name: good, first or best");
@@ -1259,6 +1270,30 @@ static size_t unit_for_heap(size_t heap_size)
     return (st.capacity / DEMO_GRID) & ~(size_t)(CARVE_ALIGNMENT - 1u);
 }
 
+/* --map: the picture of every step sampled, the policies' runs first, then
+ * the handles section. */
+static bool demo_write_map(demo *d, size_t policies)
+{
+    char subtitle[256], why[512];
+    snprintf(subtitle, sizeof subtitle,
+             "a %zu-byte heap after every step: %s%s, then handles and compaction",
+             d->opt->heap_size,
+             d->opt->handles_only ? ""
+             : policies > 1       ? "GOOD_FIT, FIRST_FIT, BEST_FIT"
+                                  : cli_policy_name(d->opt->policy),
+             d->opt->handles_only ? "(handles only)" : "");
+    map_layout l = {1000, 560, "carve demo: the heap over the demo's steps", subtitle,
+                    "steps (each carve_check of the demo adds a column)"};
+    bool ok = map_canvas_write(d->map, d->opt->map_path, &l, why, sizeof why);
+    if (!ok)
+        fprintf(stderr, "carve demo: --map: %s\n", why);
+    else
+        fprintf(d->out, "Heap map written to %s.\n", d->opt->map_path);
+    map_canvas_free(d->map);
+    d->map = NULL;
+    return ok;
+}
+
 int demo_main(int argc, char **argv)
 {
     demo_options opt;
@@ -1279,6 +1314,10 @@ int demo_main(int argc, char **argv)
                ? (style){"\033[1m", "\033[1;32m", "\033[1;31m", "\033[0m"}
                : (style){"", "", "", ""};
 
+    if (opt.map_path != NULL && (d.map = map_canvas_new(opt.heap_size, 512, 400)) == NULL) {
+        fprintf(stderr, "carve demo: out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
     const carve_policy *policies = opt.one_policy ? &opt.policy : all_policies;
     size_t count = opt.one_policy ? 1 : POLICY_COUNT;
     policy_result results[POLICY_COUNT];
@@ -1302,6 +1341,8 @@ int demo_main(int argc, char **argv)
     }
     d.policy = opt.one_policy ? opt.policy : CARVE_GOOD_FIT;
     if (!run_handles(&d))
+        return CLI_EXIT_FAILURE;
+    if (d.map != NULL && !demo_write_map(&d, count))
         return CLI_EXIT_FAILURE;
     if (fflush(d.out) != 0 || ferror(d.out)) {
         fprintf(stderr, "carve demo: error writing the output\n");

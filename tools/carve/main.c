@@ -7,7 +7,7 @@
  *   carve COMMAND [OPTIONS]
  *
  * A subcommand is one entry in `commands` below plus one source file; later
- * subcommands (record, replay, map) are added the same way.  Exit status:
+ * subcommands are added the same way.  Exit status:
  * 0 success, 1 the command failed, 2 bad command line.
  */
 #include "cli.h"
@@ -17,6 +17,11 @@
 
 static const cli_command commands[] = {
     {"demo", "show on a small heap what carve does, policy by policy", demo_help, demo_main},
+    {"record", "run a program under carve's malloc and write its allocation trace", record_help,
+     record_main},
+    {"replay", "replay an allocation trace on carve (and other mallocs): time and space",
+     replay_help, replay_main},
+    {"map", "draw the heap over a trace as an SVG (or PNG) picture", map_help, map_main},
 };
 enum { COMMAND_COUNT = sizeof commands / sizeof commands[0] };
 

@@ -1,0 +1,769 @@
+/*
+ * threads.c: thread caches, and what fork() and thread exit do to them
+ * (see threads.h).
+ */
+#include "threads.h"
+
+#include "heap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the state word ------------------------------------------------------------ */
+
+static struct tcache *cache_at(const carve_heap *h, ref c)
+{
+    return (struct tcache *)(void *)at(h, c);
+}
+
+/* Marks cache c busy if it is still the cache tagged tag; false when it was
+ * freed or handed to another thread since (then nothing was written).
+ * Waits while someone else works on it: owners and drainers hold it for a
+ * handful of instructions. */
+static bool cache_enter(struct tcache *c, uint64_t tag)
+{
+    for (unsigned spins = 0;; spins++) {
+        uint64_t expected = tag;
+        if (atomic_compare_exchange_weak_explicit(&c->state, &expected, tag | 1u,
+                                                  memory_order_acquire, memory_order_relaxed)) {
+            return true;
+        }
+        if (expected != (tag | 1u) && expected != tag) {
+            return false;
+        }
+        if (spins >= 64u) {
+            sched_yield(); /* the holder was descheduled mid-operation */
+        }
+    }
+}
+
+static void cache_leave(struct tcache *c, uint64_t tag)
+{
+    atomic_store_explicit(&c->state, tag, memory_order_release);
+}
+
+/* A tag no other cache of this heap has had: the heap's salt, the block's
+ * offset and a count of caches made, mixed; even and never 0. */
+static uint64_t cache_tag(const carve_heap *h, ref c, uint64_t serial)
+{
+    return (mix64(h->salt ^ (c << 7) ^ mix64(serial + 1u)) & ~UINT64_C(1)) | 2u;
+}
+
+/* What a slot sitting in a cache holds in its first word. */
+static uint64_t cached_slot_mark(const carve_heap *h, ref s)
+{
+    return h->salt ^ (s * UINT64_C(0x9e3779b97f4a7c15));
+}
+
+/* A pop from a non-empty class of cache c (busy, or a solo cache): the
+ * newest slot, counted as the user's. */
+static ref cache_pop(struct tcache *c, unsigned cls, unsigned n)
+{
+    ref s = c->slot[cls][n - 1u];
+    c->count[cls] = (uint16_t)(n - 1u);
+    c->allocs++;
+    c->alloc_bytes += slot_size_of(cls);
+    return s;
+}
+
+/* A push of slot p (offset s, with its mark) into a class of cache c that
+ * has room, counted as the user's free. */
+static void cache_push(struct tcache *c, unsigned cls, void *p, ref s, uint64_t mark)
+{
+    store64(p, mark);
+    c->slot[cls][c->count[cls]++] = s;
+    c->frees++;
+    c->free_bytes += slot_size_of(cls);
+}
+
+bool tcache_may_hold(const carve_heap *h, const void *p)
+{
+    return (h->flags & HEAP_TCACHE) && load64(p) == cached_slot_mark(h, offset_of(h, p));
+}
+
+bool tcache_wanted(unsigned flags)
+{
+    return !(flags & (HEAP_USER_LOCK | CARVE_POISON | CARVE_SCRAMBLE));
+}
+
+/* ---- moving slots between a cache and the runs (heap lock held) ----------------------- */
+
+/* Folds the cache's user operations into the heap's counters (cache busy). */
+static void cache_fold(carve_heap *h, struct tcache *c)
+{
+    h->slot_allocs += c->allocs;
+    h->slot_frees += c->frees;
+    h->used_public += c->alloc_bytes - c->free_bytes; /* modular: may be a net decrease */
+    if (h->used_public > h->peak_used_bytes) {
+        h->peak_used_bytes = h->used_public;
+    }
+    c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
+}
+
+/* Hands slot s (an offset a cache held) back to its run.  A slot whose run
+ * fails its check or that is not live is left alone: carve_check reports
+ * the damage. */
+static void give_back(carve_heap *h, ref s)
+{
+    ref r;
+    uint64_t i;
+    void *p = at(h, s);
+    if (!small_owns(h, p) || small_locate(h, p, &r, &i) != CARVE_OK ||
+        !slot_is_live(run_at(h, r), i)) {
+        return;
+    }
+    small_put(h, r, i, run_at(h, r)->cls);
+}
+
+/* Takes up to n free slots of class cls from the runs into out. */
+static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n)
+{
+    unsigned got = 0;
+    while (got < n) {
+        void *p = small_take(h, cls);
+        if (!p && (!small_refill(h, cls) || (p = small_take(h, cls)) == NULL)) {
+            break;
+        }
+        out[got++] = offset_of(h, p);
+    }
+    return got;
+}
+
+/* Empties cache c (busy) into the runs. */
+static void cache_empty(carve_heap *h, struct tcache *c)
+{
+    cache_fold(h, c);
+    for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
+        unsigned n = c->count[cls] <= TCACHE_CAP ? c->count[cls] : 0u;
+        for (unsigned k = 0; k < n; k++) {
+            give_back(h, c->slot[cls][k]);
+        }
+        c->count[cls] = 0;
+    }
+}
+
+/* Empties cache c (busy) and frees its record.  Its owner finds out by the
+ * state word. */
+static void cache_retire(carve_heap *h, struct tcache *c)
+{
+    cache_empty(h, c);
+    c->tag = 0;
+    atomic_store_explicit(&c->state, 0, memory_order_release);
+}
+
+/* Whether the control block's record area is usable (it is validated with
+ * the control block; this guards against a damaged count). */
+static bool records_in_place(const carve_heap *h)
+{
+    return h->tcaches != 0 && h->tcache_count <= TCACHE_MAX_RECORDS;
+}
+
+static struct tcache *record(const carve_heap *h, uint64_t i)
+{
+    return cache_at(h, h->tcaches + i * sizeof(struct tcache));
+}
+
+/* Whether offset s, held by a cache in class cls, is a live slot of a run
+ * of that class. */
+static bool slot_is_cached_soundly(const carve_heap *h, ref s, unsigned cls)
+{
+    ref r;
+    uint64_t i;
+    void *p = at(h, s);
+    return s > h->arena_begin && s < h->arena_end && small_owns(h, p) &&
+           small_locate(h, p, &r, &i) == CARVE_OK && run_at(h, r)->cls == cls &&
+           slot_is_live(run_at(h, r), i);
+}
+
+bool tcache_adopt_orphans(carve_heap *h)
+{
+    if (!(h->flags & HEAP_TCACHE) || !records_in_place(h) || (h->flags & CARVE_SHARED)) {
+        return false; /* other processes' records are live there */
+    }
+    uint32_t me = (uint32_t)getpid();
+    bool any = false;
+    bool forced = false;
+    for (uint64_t i = 0; i < h->tcache_count; i++) {
+        struct tcache *c = record(h, i);
+        uint64_t tag = c->tag;
+        if (tag == 0 || c->pid == me || c->pid == 0) {
+            continue;
+        }
+        uint64_t expected = tag;
+        if (!atomic_compare_exchange_strong_explicit(&c->state, &expected, tag | 1u,
+                                                     memory_order_acquire, memory_order_relaxed)) {
+            atomic_store_explicit(&c->state, tag | 1u, memory_order_relaxed);
+            forced = true; /* its thread stopped mid-operation at the fork */
+        }
+        cache_retire(h, c);
+        any = true;
+    }
+    if (forced) {
+        small_recount(h);
+    }
+    return any;
+}
+
+void tcache_disown_all(carve_heap *h)
+{
+    if (!(h->flags & HEAP_TCACHE) || !records_in_place(h)) {
+        return;
+    }
+    for (uint64_t i = 0; i < h->tcache_count; i++) {
+        struct tcache *c = record(h, i);
+        if (c->tag != 0) {
+            atomic_store_explicit(&c->state, c->tag | 1u, memory_order_relaxed);
+            cache_retire(h, c);
+        }
+    }
+    small_recount(h);
+}
+
+bool tcache_drain_all(carve_heap *h)
+{
+    if (!(h->flags & HEAP_TCACHE) || !records_in_place(h)) {
+        return false; /* never followed when damaged; carve_check reports it */
+    }
+    bool any = tcache_adopt_orphans(h);
+    for (uint64_t i = 0; i < h->tcache_count; i++) {
+        struct tcache *c = record(h, i);
+        uint64_t tag = c->tag;
+        if (tag != 0 && cache_enter(c, tag)) {
+            cache_retire(h, c);
+            any = true;
+        }
+    }
+    return any;
+}
+
+bool tcache_sums(carve_heap *h, struct tcache_sums *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!(h->flags & HEAP_TCACHE)) {
+        return true;
+    }
+    if (!records_in_place(h)) {
+        return false;
+    }
+    for (uint64_t i = 0; i < h->tcache_count; i++) {
+        struct tcache *c = record(h, i);
+        uint64_t tag = c->tag;
+        if (tag == 0) {
+            continue;
+        }
+        if (!cache_enter(c, tag)) {
+            return false;
+        }
+        bool sound = true;
+        for (unsigned cls = 0; cls < SMALL_CLASSES && sound; cls++) {
+            sound = c->count[cls] <= TCACHE_CAP;
+            for (unsigned k = 0; sound && k < c->count[cls]; k++) {
+                sound = slot_is_cached_soundly(h, c->slot[cls][k], cls);
+            }
+            out->slots += c->count[cls];
+            out->bytes += c->count[cls] * slot_size_of(cls);
+        }
+        out->slots += c->allocs - c->frees;
+        out->bytes += c->alloc_bytes - c->free_bytes;
+        cache_leave(c, tag);
+        if (!sound) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- threads and fork() ------------------------------------------------------------------
+ *
+ * Before fork(), no thread may be inside a heap's locked section: the child
+ * would find the lock held by a thread it does not have, and the metadata
+ * half-changed.  Every locked section of a heap with the built-in lock is
+ * therefore bracketed by fork_gate_enter/leave, which mark this thread as
+ * inside; fork_prepare raises fork_pending and waits until every listed
+ * thread is outside, and new entrants wait for the fork to finish.  The
+ * marks are per thread (no line shared between threads), and the ordering
+ * is Dekker's: each side stores its own flag, fences, then reads the other.
+ *
+ * The lock-free cache paths are not gated (that would cost them an atomic
+ * operation each).  A child therefore inherits records of its parent's
+ * threads, possibly one per thread in the middle of a pop or push.  In a
+ * private heap they are recognised by their process id: a drain in the
+ * child retires them, forcing its way into a busy one, and then recounts
+ * the run counters from the bitmaps, since an interrupted pop or push may
+ * have left its record's counts one off (its slot stays live: a small block
+ * leaked in the child).  A CARVE_SHARED heap is the same memory in both
+ * processes: its records belong to live threads of the parent, and the
+ * child only forgets its own thread's entries.
+ *
+ * The list of threads holds thread-local blocks, valid until each thread's
+ * exit removes it: it never refers to a heap, so a heap's buffer may be
+ * released at any time. */
+
+struct thread_mark {
+    _Atomic unsigned inside; /* 1 while in a locked section (read by fork_prepare) */
+    /* cppcheck-suppress unusedStructMember ; used through my_mark */
+    unsigned depth; /* nested sections (only this thread reads it) */
+    bool listed;
+    struct thread_mark *next, *prev;
+};
+
+static pthread_mutex_t threads_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t fork_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct thread_mark *threads_list;
+static _Atomic int fork_pending;
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static bool exit_key_made;
+
+/* This thread's caches. */
+struct tls_cache {
+    carve_heap *h;
+    uint64_t salt; /* h->salt when the cache was made: another heap at h differs */
+    ref c;
+    uint64_t tag;
+};
+static CARVE_THREAD_LOCAL struct tls_cache my_caches[TCACHE_PER_THREAD];
+static CARVE_THREAD_LOCAL struct thread_mark my_mark;
+/* After every record was found taken, calls to wait before looking again. */
+static CARVE_THREAD_LOCAL unsigned my_record_backoff;
+
+static void thread_exit(void *mark)
+{
+    struct thread_mark *m = mark;
+    pthread_mutex_lock(&threads_mutex);
+    if (m->listed) {
+        if (m->prev) {
+            m->prev->next = m->next;
+        } else {
+            threads_list = m->next;
+        }
+        if (m->next) {
+            m->next->prev = m->prev;
+        }
+        m->listed = false;
+    }
+    pthread_mutex_unlock(&threads_mutex);
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&fork_mutex);
+    pthread_mutex_lock(&threads_mutex);
+    atomic_store_explicit(&fork_pending, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    for (struct thread_mark *t = threads_list; t; t = t->next) {
+        while (atomic_load_explicit(&t->inside, memory_order_acquire) != 0) {
+            sched_yield();
+        }
+    }
+}
+
+static void fork_parent(void)
+{
+    atomic_store_explicit(&fork_pending, 0, memory_order_release);
+    pthread_mutex_unlock(&threads_mutex);
+    pthread_mutex_unlock(&fork_mutex);
+}
+
+static void fork_child(void)
+{
+    atomic_store_explicit(&fork_pending, 0, memory_order_relaxed);
+    pthread_mutex_init(&threads_mutex, NULL);
+    pthread_mutex_init(&fork_mutex, NULL);
+    /* Only this thread exists now. */
+    threads_list = my_mark.listed ? &my_mark : NULL;
+    my_mark.next = my_mark.prev = NULL;
+    memset(my_caches, 0, sizeof my_caches);
+}
+
+static void threads_init_once(void)
+{
+    exit_key_made = pthread_key_create(&exit_key, thread_exit) == 0;
+    (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Puts this thread on the list fork_prepare waits for.  Without the exit
+ * hook it stays off the list (its block would outlive it there). */
+static void thread_list_me(void)
+{
+    pthread_once(&threads_once, threads_init_once);
+    if (!exit_key_made || pthread_setspecific(exit_key, &my_mark) != 0) {
+        return;
+    }
+    pthread_mutex_lock(&threads_mutex);
+    my_mark.prev = NULL;
+    my_mark.next = threads_list;
+    if (threads_list) {
+        threads_list->prev = &my_mark;
+    }
+    threads_list = &my_mark;
+    my_mark.listed = true;
+    pthread_mutex_unlock(&threads_mutex);
+}
+
+void fork_gate_enter(void)
+{
+    if (my_mark.depth++ != 0) {
+        return;
+    }
+    if (CARVE_UNLIKELY(!my_mark.listed)) {
+        thread_list_me();
+    }
+    for (;;) {
+        atomic_store_explicit(&my_mark.inside, 1u, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (CARVE_LIKELY(atomic_load_explicit(&fork_pending, memory_order_relaxed) == 0)) {
+            return;
+        }
+        atomic_store_explicit(&my_mark.inside, 0u, memory_order_release);
+        pthread_mutex_lock(&fork_mutex); /* held until the fork is done */
+        pthread_mutex_unlock(&fork_mutex);
+    }
+}
+
+void fork_gate_leave(void)
+{
+    if (--my_mark.depth == 0) {
+        atomic_store_explicit(&my_mark.inside, 0u, memory_order_release);
+    }
+}
+
+void tcache_detach(carve_heap *h)
+{
+    if (!(h->flags & HEAP_TCACHE) || !records_in_place(h)) {
+        return;
+    }
+    uint32_t me = (uint32_t)getpid();
+    heap_enter(h);
+    for (uint64_t i = 0; i < h->tcache_count; i++) {
+        struct tcache *c = record(h, i);
+        uint64_t tag = c->tag;
+        if ((!(h->flags & CARVE_SHARED) || c->pid == me) && tag != 0 && cache_enter(c, tag)) {
+            cache_retire(h, c);
+        }
+    }
+    heap_leave(h);
+    for (unsigned i = 0; i < TCACHE_PER_THREAD; i++) {
+        if (my_caches[i].h == h) {
+            memset(&my_caches[i], 0, sizeof my_caches[i]);
+        }
+    }
+}
+
+/* ---- this thread's cache ---------------------------------------------------------------- */
+
+/* Whether some record of h is free. */
+static bool record_free(const carve_heap *h)
+{
+    for (uint64_t i = 0; i < h->tcache_count; i++) {
+        if (record(h, i)->tag == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Gives this thread a free record of h and notes it in e (a free entry);
+ * false when every record is taken. */
+static bool cache_create(carve_heap *h, struct tls_cache *e)
+{
+    bool made = false;
+    heap_enter(h);
+    if (records_in_place(h) && !record_free(h)) {
+        /* Records of threads that exited stay taken until a drain. */
+        (void)tcache_drain_all(h);
+    }
+    for (uint64_t i = 0; !made && records_in_place(h) && i < h->tcache_count; i++) {
+        struct tcache *c = record(h, i);
+        if (c->tag != 0) {
+            continue;
+        }
+        ref off = h->tcaches + i * sizeof(struct tcache);
+        memset(c->count, 0, sizeof c->count);
+        c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
+        c->pid = (uint32_t)getpid();
+        c->tag = cache_tag(h, off, h->tcache_serial++);
+        atomic_store_explicit(&c->state, c->tag, memory_order_release);
+        e->h = h;
+        e->salt = h->salt;
+        e->c = off;
+        e->tag = c->tag;
+        made = true;
+    }
+    heap_leave(h);
+    return made;
+}
+
+/* This thread's cache entry for h, making one if there is room; NULL when
+ * the thread has none (then every call takes the lock). */
+static struct tls_cache *my_cache(carve_heap *h)
+{
+    struct tls_cache *empty = NULL;
+    for (unsigned i = 0; i < TCACHE_PER_THREAD; i++) {
+        struct tls_cache *e = &my_caches[i];
+        if (e->h == h) {
+            if (CARVE_LIKELY(e->salt == h->salt)) {
+                return e;
+            }
+            memset(e, 0, sizeof *e); /* another heap now lives at h */
+        }
+        if (e->h == NULL && empty == NULL) {
+            empty = e;
+        }
+    }
+    if (empty == NULL || my_record_backoff > 0) {
+        my_record_backoff -= my_record_backoff > 0 ? 1u : 0u;
+        return NULL;
+    }
+    if (!cache_create(h, empty)) {
+        my_record_backoff = 1024u; /* every record is taken: do not ask on every call */
+        return NULL;
+    }
+    return empty;
+}
+
+/* Enters this thread's cache for h: its entry, with the cache busy; NULL
+ * when there is none.  A retired cache is replaced once. */
+static struct tls_cache *my_cache_enter(carve_heap *h)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct tls_cache *e = my_cache(h);
+        if (e == NULL) {
+            return NULL;
+        }
+        if (CARVE_LIKELY(cache_enter(cache_at(h, e->c), e->tag))) {
+            return e;
+        }
+        memset(e, 0, sizeof *e); /* drained and retired by someone else */
+    }
+    return NULL;
+}
+
+/* ---- the fast paths ----------------------------------------------------------------------- */
+
+/* Refills class cls of the cache in e (not busy) under the heap's lock;
+ * returns with the cache busy and the class non-empty, or NULL. */
+static struct tcache *refill(carve_heap *h, struct tls_cache *e, unsigned cls)
+{
+    ref got[TCACHE_BATCH];
+    heap_enter(h);
+    /* Taken before the cache is entered: making a run may drain caches. */
+    unsigned n = take_slots(h, cls, got, TCACHE_BATCH);
+    struct tcache *c = cache_at(h, e->c);
+    if (!cache_enter(c, e->tag)) {
+        for (unsigned k = 0; k < n; k++) {
+            give_back(h, got[k]);
+        }
+        heap_leave(h);
+        memset(e, 0, sizeof *e);
+        return NULL;
+    }
+    /* Only the owner adds slots, so there is room for the batch. */
+    unsigned have = c->count[cls];
+    for (unsigned k = n; k-- > 0;) { /* lowest address on top */
+        c->slot[cls][have++] = got[k];
+    }
+    c->count[cls] = (uint16_t)have;
+    cache_fold(h, c);
+    heap_leave(h);
+    if (have == 0) {
+        cache_leave(c, e->tag);
+        return NULL;
+    }
+    return c;
+}
+
+void *tcache_alloc(carve_heap *h, size_t size)
+{
+    unsigned cls = small_class_of(size);
+    struct tls_cache *e = my_cache_enter(h);
+    if (CARVE_UNLIKELY(e == NULL)) {
+        return NULL;
+    }
+    struct tcache *c = cache_at(h, e->c);
+    unsigned n = c->count[cls];
+    if (CARVE_UNLIKELY(n == 0 || n > TCACHE_CAP)) {
+        cache_leave(c, e->tag);
+        if (n != 0 || (c = refill(h, e, cls)) == NULL) {
+            return NULL;
+        }
+        n = c->count[cls];
+    }
+    ref s = cache_pop(c, cls, n);
+    cache_leave(c, e->tag);
+    void *p = at(h, s);
+    store64(p, 0); /* no longer marked as cached */
+    return p;
+}
+
+/* Moves the oldest (up to) TCACHE_BATCH slots of class cls out of cache c
+ * (busy) into out; returns how many. */
+static unsigned cache_take_oldest(struct tcache *c, unsigned cls, ref *out)
+{
+    unsigned have = c->count[cls];
+    unsigned n = have < TCACHE_BATCH ? have : TCACHE_BATCH;
+    memcpy(out, c->slot[cls], n * sizeof(ref));
+    memmove(c->slot[cls], c->slot[cls] + n, (have - n) * sizeof(ref));
+    c->count[cls] = (uint16_t)(have - n);
+    return n;
+}
+
+/* Hands the oldest TCACHE_BATCH slots of class cls back to the runs, under
+ * the heap's lock. */
+static bool flush(carve_heap *h, struct tls_cache *e, unsigned cls)
+{
+    ref out[TCACHE_BATCH];
+    heap_enter(h);
+    struct tcache *c = cache_at(h, e->c);
+    if (!cache_enter(c, e->tag)) {
+        heap_leave(h);
+        memset(e, 0, sizeof *e);
+        return false;
+    }
+    unsigned n = cache_take_oldest(c, cls, out);
+    cache_fold(h, c);
+    cache_leave(c, e->tag);
+    for (unsigned k = 0; k < n; k++) {
+        give_back(h, out[k]);
+    }
+    heap_leave(h);
+    return true;
+}
+
+/* What a free that may go into a cache learns about p (small_owns): 1 when
+ * p is a live slot (its offset, class and mark in *f); 0 when
+ * the caller must take the usual path (which reports what is wrong); -1
+ * when p carries the cached mark (perhaps freed twice into a cache).  The
+ * live bit is read atomically: other bits of its word may change under the
+ * lock meanwhile, p's own cannot. */
+struct freed_slot {
+    ref s;
+    unsigned cls;
+    uint64_t mark;
+};
+
+static int cacheable_slot(const carve_heap *h, const void *p, struct freed_slot *f)
+{
+    ref r;
+    uint64_t i;
+    if (CARVE_UNLIKELY(small_locate(h, p, &r, &i) != CARVE_OK)) {
+        return 0;
+    }
+    const struct run *run = run_at(h, r);
+    if (CARVE_UNLIKELY(!((word_load_relaxed(&run->live[i / 64u]) >> (i % 64u)) & 1u))) {
+        return 0;
+    }
+    f->s = offset_of(h, p);
+    f->mark = cached_slot_mark(h, f->s);
+    f->cls = run->cls;
+    return load64(p) == f->mark ? -1 : 1;
+}
+
+uint64_t tcache_usable(const carve_heap *h, const void *p)
+{
+    struct freed_slot f;
+    return cacheable_slot(h, p, &f) == 1 ? slot_size_of(f.cls) : 0;
+}
+
+int tcache_free(carve_heap *h, void *p)
+{
+    struct freed_slot f;
+    int st = cacheable_slot(h, p, &f);
+    if (CARVE_UNLIKELY(st <= 0)) {
+        return st;
+    }
+    unsigned cls = f.cls;
+    struct tls_cache *e = my_cache_enter(h);
+    if (CARVE_UNLIKELY(e == NULL)) {
+        return 0;
+    }
+    struct tcache *c = cache_at(h, e->c);
+    if (CARVE_UNLIKELY(c->count[cls] >= TCACHE_CAP)) {
+        cache_leave(c, e->tag);
+        if (!flush(h, e, cls) || (e = my_cache_enter(h)) == NULL) {
+            return 0;
+        }
+        c = cache_at(h, e->c);
+        if (c->count[cls] >= TCACHE_CAP) {
+            cache_leave(c, e->tag);
+            return 0;
+        }
+    }
+    cache_push(c, cls, p, f.s, f.mark);
+    cache_leave(c, e->tag);
+    return 1;
+}
+
+/* ---- a heap without a lock: one cache, record 0 -------------------------------------------
+ * A heap used by one thread at a time gets the same front cache: the lock
+ * it does not have is not what makes caching pay, the short path is (a pop
+ * or push of an offset instead of a bitmap search or update).  Record 0 is
+ * the cache; nobody can be working on it concurrently, so its state word
+ * only says whether it is in use. */
+
+/* The one cache, claimed again after a drain freed it. */
+static struct tcache *solo_cache(carve_heap *h)
+{
+    struct tcache *c = record(h, 0);
+    if (CARVE_UNLIKELY(c->tag == 0)) {
+        memset(c->count, 0, sizeof c->count);
+        c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
+        c->pid = 0;
+        c->tag = cache_tag(h, h->tcaches, h->tcache_serial++);
+        atomic_store_explicit(&c->state, c->tag, memory_order_relaxed);
+    }
+    return c;
+}
+
+void *tcache_solo_alloc(carve_heap *h, size_t size)
+{
+    unsigned cls = small_class_of(size);
+    struct tcache *c = solo_cache(h);
+    unsigned n = c->count[cls];
+    if (CARVE_UNLIKELY(n == 0 || n > TCACHE_CAP)) {
+        if (n != 0) {
+            return NULL; /* damaged: carve_check reports it */
+        }
+        ref got[TCACHE_BATCH];
+        n = take_slots(h, cls, got, TCACHE_BATCH);
+        if (n == 0 || (c = solo_cache(h))->count[cls] != 0) {
+            for (unsigned k = 0; k < n; k++) {
+                give_back(h, got[k]); /* making a run drained the cache: start over */
+            }
+            return NULL;
+        }
+        for (unsigned k = 0; k < n; k++) {
+            c->slot[cls][k] = got[n - 1u - k]; /* lowest address on top */
+        }
+        cache_fold(h, c);
+    }
+    ref s = cache_pop(c, cls, n);
+    void *p = at(h, s);
+    store64(p, 0); /* no longer marked as cached */
+    return p;
+}
+
+int tcache_solo_free(carve_heap *h, void *p)
+{
+    struct freed_slot f;
+    int st = cacheable_slot(h, p, &f);
+    if (CARVE_UNLIKELY(st <= 0)) {
+        return st;
+    }
+    unsigned cls = f.cls;
+    struct tcache *c = solo_cache(h);
+    if (CARVE_UNLIKELY(c->count[cls] >= TCACHE_CAP)) {
+        ref out[TCACHE_BATCH];
+        unsigned n = cache_take_oldest(c, cls, out);
+        cache_fold(h, c);
+        for (unsigned k = 0; k < n; k++) {
+            give_back(h, out[k]);
+        }
+        c = solo_cache(h);
+    }
+    cache_push(c, cls, p, f.s, f.mark);
+    return 1;
+}

@@ -1,0 +1,139 @@
+/*
+ * threads.h: what a heap with the built-in lock needs beyond the lock itself
+ * to serve many threads: per-thread caches of small slots, the process's
+ * registry of such heaps, and fork() and thread-exit handling.
+ *
+ * Thread caches.  Two threads sharing one lock cannot go faster than one, so
+ * each thread keeps, per heap, a cache of recently freed small slots (runs,
+ * small.h) in front of the shared heap: a small allocation pops a slot from
+ * it and a small free pushes one, without the heap's lock.  Slots move
+ * between a cache and the runs in batches, under the heap's lock.
+ *
+ * The caches are records in an area between the control block and the
+ * arena (up to TCACHE_MAX_RECORDS of them, see heap.c), so they are found
+ * by every process that maps the heap and drained from any thread, and
+ * their memory is never anything but cache records: a thread that still believes it owns a
+ * record that was taken from it can only ever fail to enter it.  A thread
+ * that finds every record taken works through the lock.  A thread keeps
+ * which record is its own in thread-local storage.
+ *
+ * Each record has a state word (struct tcache): 0 when free, its tag when
+ * owned and idle, tag | 1 while someone works on it.  The owner marks it
+ * busy around each pop or push; anyone else who touches it (a drain) holds
+ * the heap's lock and marks it busy too.  The owner never waits for the
+ * heap's lock while its record is busy, so the order is always heap lock,
+ * then record: no deadlock, and a drainer waits at most for one pop or push.
+ * A drain empties the record and frees it (state 0): the owner notices at
+ * its next call and takes a record again.
+ *
+ * Accounting.  A cached slot is live in its run's bitmap and is not the
+ * user's.  The heap's slot counters count user operations, but a cache's
+ * pops and pushes are counted in the cache (allocs, frees and their bytes)
+ * until they are folded into the heap's counters under its lock.  Hence,
+ * for every cache, count + allocs - frees changes only under the heap's
+ * lock, and:
+ *
+ *   live bits = heap slot_allocs - slot_frees + sum over caches of
+ *               (cached slots + allocs - frees)
+ *
+ * which carve_check verifies without emptying any cache.  What must be
+ * exact (statistics, walks, compaction, an allocation about to fail, a
+ * detach) drains every cache first: its slots go back to their runs.
+ *
+ * A cached slot's first word holds a tag keyed to its offset, so a second
+ * free of a slot that is sitting in a cache is noticed (the free then takes
+ * the lock, drains every cache and finds the slot free).  The slots'
+ * offsets live in the cache block, never in the freed memory, so a write
+ * after free cannot redirect an allocation.
+ */
+#ifndef CARVE_THREADS_H
+#define CARVE_THREADS_H
+
+#include "small.h"
+
+#include <stdatomic.h>
+
+/* Slots a cache holds per class, and how many move per transfer. */
+#define TCACHE_CAP   32u
+#define TCACHE_BATCH 16u
+/* Heaps whose arena would be smaller than this get no caches: the records
+ * take 4.2 KiB each, and the slots they may hold up to 68 KiB per thread. */
+#define TCACHE_MIN_ARENA (UINT64_C(4) << 20)
+/* How many heaps one thread keeps caches for at a time. */
+#define TCACHE_PER_THREAD 4u
+
+struct tcache {
+    /* 0 free; tag owned; tag | 1 busy.  Only ever accessed atomically. */
+    _Atomic uint64_t state;
+    uint64_t tag; /* cache_tag(): even, never 0, unique in the heap's life */
+    uint32_t pid; /* the owning thread's process */
+    uint32_t unused;
+    uint64_t allocs, frees;           /* user operations not yet folded in */
+    uint64_t alloc_bytes, free_bytes; /* their bytes */
+    uint16_t count[SMALL_CLASSES];
+    ref slot[SMALL_CLASSES][TCACHE_CAP];
+};
+
+/* The most records a heap has (see reserve_tcaches() in heap.c). */
+#define TCACHE_MAX_RECORDS 64u
+
+/* Whether a heap with these flags (effective ones: THREADSAFE set by
+ * SHARED, HEAP_USER_LOCK for hooks) keeps caches, room permitting: heaps
+ * with the built-in lock one per thread (up to TCACHE_MAX_RECORDS), heaps
+ * without a lock one. */
+bool tcache_wanted(unsigned flags);
+
+/* The fast paths, for a heap with HEAP_TCACHE, without the heap's lock.
+ * tcache_alloc: a slot for size (1..SMALL_MAX) bytes, or NULL (the caller
+ * takes the locked path).  tcache_free: for p in a run (small_owns): 1 when
+ * p went into the cache; 0 when the caller must take the locked path; -1
+ * when p may already sit in a cache: the caller takes the lock and drains
+ * every cache before it frees p. */
+void *tcache_alloc(carve_heap *h, size_t size);
+int tcache_free(carve_heap *h, void *p);
+
+/* Whether slot p (small_owns) is marked as sitting in a cache: the locked
+ * paths that take a slot pointer drain the caches first when it is. */
+bool tcache_may_hold(const carve_heap *h, const void *p);
+
+/* The slot size of p (small_owns) when it is a live slot that is not
+ * marked as cached, read without the heap's lock; 0 otherwise (the caller
+ * then takes the locked path). */
+uint64_t tcache_usable(const carve_heap *h, const void *p);
+
+/* The same for a heap without a lock (one thread at a time): record 0 is
+ * the heap's one cache, and a refill or flush needs no lock. */
+void *tcache_solo_alloc(carve_heap *h, size_t size);
+int tcache_solo_free(carve_heap *h, void *p);
+
+/* Under the heap's lock.  Empties every cache of the heap into its runs
+ * and frees its record; true if a cache was in use. */
+bool tcache_drain_all(carve_heap *h);
+/* What carve_check needs, summed over the records in use: the slots and
+ * bytes they account for (cached + allocs - frees); false when a record is
+ * damaged (a bad tag, a count over TCACHE_CAP, a slot that is not live). */
+struct tcache_sums {
+    uint64_t slots, bytes;
+};
+bool tcache_sums(carve_heap *h, struct tcache_sums *out);
+
+/* The fork() gate around every locked section of a heap with the built-in
+ * lock (see threads.c). */
+void fork_gate_enter(void);
+void fork_gate_leave(void);
+
+/* Under the heap's lock: takes over the records of threads of another
+ * process in a private heap (a fork() child's inheritance, threads.c),
+ * forcing its way into one left busy, and retires them; recounts the run
+ * counters when one was busy.  True if any was retired. */
+bool tcache_adopt_orphans(carve_heap *h);
+
+/* carve_attach of a private heap (a copy, or a file mapped again): no
+ * thread of wherever it came from is running, whatever the records say;
+ * every record is retired, busy or not, and the run counters recounted. */
+void tcache_disown_all(carve_heap *h);
+
+/* carve_detach's work: this process's caches in h go back. */
+void tcache_detach(carve_heap *h);
+
+#endif /* CARVE_THREADS_H */

@@ -1,0 +1,381 @@
+/*
+ * fork_test: fork() from a threaded program leaves a usable heap in the
+ * child (label "threads").
+ *
+ * Two threads hammer one CARVE_THREADSAFE heap (allocations of every kind,
+ * frees of blocks the other thread made, handles pinned and resized,
+ * budgeted compactions) while the main thread forks again and again, at
+ * moments that land in the middle of their calls.  Each child, alone with
+ * the heap as it was at the fork:
+ *   - finds a block and a handle block the parent made just before the fork
+ *     intact, and carve_check passes;
+ *   - allocates, resizes and frees on its own (a few thousand operations,
+ *     contents verified), with a thread of its own too (not under TSan,
+ *     which does not support threads in the child of a threaded process);
+ *   - frees everything it made, checks the heap again, and _exits 0.
+ * An alarm() in the child turns a deadlock (a lock some parent thread held
+ * at the fork) into a failure instead of a hang.  The parent checks every
+ * child's exit status, and at the end, with every block freed and the
+ * threads gone, that the heap passes carve_check and is fresh again.
+ *
+ * Usage: fork_test [FORKS [SEED]]  (or CARVE_TEST_FORKS, CARVE_TEST_SEED).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define FT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FT_TSAN 1
+#endif
+#endif
+
+#define HEAP_SIZE     ((size_t)8 << 20)
+#define HAMMERS       2
+#define SLOTS         64
+#define EXCHANGE      32
+#define CHILD_OPS     3000
+#define CHILD_SECONDS 20 /* a child that is not done by then is deadlocked */
+
+static carve_heap *heap;
+static atomic_int stop;
+static uint64_t base_seed;
+
+/* ------------------------------------------------------------------------ */
+/* Failing                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void fail(const char *who, const char *what, uint64_t detail)
+{
+    fprintf(stderr, "fork_test: FAIL in the %s: %s (%" PRIu64 "), seed 0x%" PRIx64 "\n", who, what,
+            detail, base_seed);
+    fflush(stderr);
+}
+
+#define PARENT_CHECK(cond, what, detail)  \
+    do {                                  \
+        if (!(cond)) {                    \
+            fail("parent", what, detail); \
+            abort();                      \
+        }                                 \
+    } while (0)
+
+/* In a child: report and exit 1 (the parent reports the status). */
+#define CHILD_CHECK(cond, what, detail)  \
+    do {                                 \
+        if (!(cond)) {                   \
+            fail("child", what, detail); \
+            _exit(1);                    \
+        }                                \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Blocks with patterns                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct blk {
+    void *p;         /* raw, or NULL */
+    carve_handle hd; /* handle, or 0 */
+    size_t size;
+    uint64_t seed;
+} blk;
+
+static int blk_ok(const blk *b)
+{
+    if (b->p != NULL)
+        return tu_verify(b->p, b->seed, b->size) == b->size;
+    void *q = carve_pin(heap, b->hd);
+    if (q == NULL)
+        return 0;
+    int ok = tu_verify(q, b->seed, b->size) == b->size;
+    return carve_unpin(heap, b->hd) == CARVE_OK && ok;
+}
+
+/* Makes a block (raw or handle) with a pattern; 0 when the heap is full. */
+static int blk_make(blk *b, tu_rng *g)
+{
+    memset(b, 0, sizeof *b);
+    b->size = tu_rng_below(g, 8) == 0 ? tu_rng_range(g, 257, 16384) : tu_rng_range(g, 1, 256);
+    b->seed = tu_rng_next(g);
+    if (tu_rng_below(g, 4) == 0) {
+        b->hd = carve_halloc(heap, b->size);
+        if (b->hd == 0)
+            return 0;
+        void *q = carve_pin(heap, b->hd);
+        if (q == NULL)
+            return -1;
+        tu_fill(q, b->seed, b->size);
+        return carve_unpin(heap, b->hd) == CARVE_OK ? 1 : -1;
+    }
+    b->p = tu_rng_below(g, 2) ? carve_alloc(heap, b->size) : carve_calloc(heap, 1, b->size);
+    if (b->p == NULL)
+        return 0;
+    tu_fill(b->p, b->seed, b->size);
+    return 1;
+}
+
+/* Verifies and frees; 0 on success. */
+static int blk_free(blk *b)
+{
+    if (!blk_ok(b))
+        return -1;
+    int st = b->p != NULL ? carve_free(heap, b->p) : carve_hfree(heap, b->hd);
+    memset(b, 0, sizeof *b);
+    return st == CARVE_OK ? 0 : -1;
+}
+
+/* Grows or shrinks the block, keeping the pattern; 0 on success (or no room). */
+static int blk_resize(blk *b, tu_rng *g)
+{
+    size_t size = tu_rng_range(g, 1, 4096);
+    size_t kept = size < b->size ? size : b->size;
+    if (b->p != NULL) {
+        void *q = carve_realloc(heap, b->p, size);
+        if (q == NULL)
+            return errno == ENOMEM ? 0 : -1;
+        if (tu_verify(q, b->seed, kept) != kept)
+            return -1;
+        tu_fill_range(q, b->seed, kept, size);
+        b->p = q;
+    } else {
+        int st = carve_hresize(heap, b->hd, size);
+        if (st == CARVE_ERR_NOMEM)
+            return 0;
+        if (st != CARVE_OK)
+            return -1;
+        void *q = carve_pin(heap, b->hd);
+        if (q == NULL || tu_verify(q, b->seed, kept) != kept)
+            return -1;
+        tu_fill_range(q, b->seed, kept, size);
+        if (carve_unpin(heap, b->hd) != CARVE_OK)
+            return -1;
+    }
+    b->size = size;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The hammering threads                                                     */
+/* ------------------------------------------------------------------------ */
+
+static pthread_mutex_t exchange_lock = PTHREAD_MUTEX_INITIALIZER;
+static blk exchange[EXCHANGE];
+static atomic_ulong hammer_steps;
+
+static void *hammer(void *arg)
+{
+    unsigned index = (unsigned)(uintptr_t)arg;
+    tu_rng g;
+    uint64_t x = base_seed + index + 1;
+    tu_rng_seed(&g, tu_splitmix64(&x));
+    blk slot[SLOTS];
+    memset(slot, 0, sizeof slot);
+    while (!atomic_load(&stop)) {
+        atomic_fetch_add(&hammer_steps, 1);
+        size_t i = (size_t)tu_rng_below(&g, SLOTS);
+        blk *b = &slot[i];
+        uint64_t k = tu_rng_below(&g, 20);
+        int bad = 0;
+        if (b->p == NULL && b->hd == 0) {
+            bad = blk_make(b, &g) < 0;
+        } else if (k < 8) {
+            bad = blk_free(b) != 0;
+        } else if (k < 11) {
+            bad = blk_resize(b, &g) != 0;
+        } else if (k < 17) {
+            /* Swap with the exchange: the other thread frees what we made. */
+            size_t e = (size_t)tu_rng_below(&g, EXCHANGE);
+            pthread_mutex_lock(&exchange_lock);
+            blk t = exchange[e];
+            exchange[e] = *b;
+            pthread_mutex_unlock(&exchange_lock);
+            *b = t;
+        } else if (k < 19) {
+            (void)carve_compact(heap, (size_t)tu_rng_below(&g, 32768));
+        } else {
+            bad = !blk_ok(b);
+        }
+        PARENT_CHECK(!bad, "a hammering thread found a block changed or a call failing", i);
+    }
+    for (size_t i = 0; i < SLOTS; i++)
+        if (slot[i].p != NULL || slot[i].hd != 0)
+            PARENT_CHECK(blk_free(&slot[i]) == 0, "freeing at the end", i);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The child                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void child_churn(tu_rng *g, unsigned ops)
+{
+    blk slot[SLOTS];
+    memset(slot, 0, sizeof slot);
+    for (unsigned op = 0; op < ops; op++) {
+        blk *b = &slot[tu_rng_below(g, SLOTS)];
+        if (b->p == NULL && b->hd == 0)
+            CHILD_CHECK(blk_make(b, g) >= 0, "making a block", op);
+        else if (tu_rng_below(g, 3) == 0)
+            CHILD_CHECK(blk_resize(b, g) == 0, "resizing a block", op);
+        else
+            CHILD_CHECK(blk_free(b) == 0, "a block lost its contents or its free failed", op);
+        if (op % 512 == 0)
+            (void)carve_compact(heap, 65536);
+    }
+    for (size_t i = 0; i < SLOTS; i++)
+        if (slot[i].p != NULL || slot[i].hd != 0)
+            CHILD_CHECK(blk_free(&slot[i]) == 0, "freeing at the end", i);
+}
+
+#ifndef FT_TSAN
+static void *child_thread(void *arg)
+{
+    tu_rng *g = arg;
+    child_churn(g, CHILD_OPS / 2);
+    return NULL;
+}
+#endif
+
+static void child_main(unsigned round, blk *mine)
+{
+    alarm(CHILD_SECONDS); /* SIGALRM kills us: the parent reports a deadlock */
+    CHILD_CHECK(carve_check(heap) == CARVE_OK, "carve_check right after the fork", round);
+    CHILD_CHECK(blk_ok(&mine[0]) && blk_ok(&mine[1]), "the parent's blocks changed", round);
+    tu_rng g;
+    uint64_t x = base_seed ^ (0xF0F0ull + round);
+    tu_rng_seed(&g, tu_splitmix64(&x));
+    child_churn(&g, CHILD_OPS);
+#ifndef FT_TSAN
+    tu_rng g2;
+    tu_rng_seed(&g2, tu_rng_next(&g));
+    pthread_t t;
+    CHILD_CHECK(pthread_create(&t, NULL, child_thread, &g2) == 0, "pthread_create", round);
+    child_churn(&g, CHILD_OPS / 2);
+    pthread_join(t, NULL);
+#endif
+    CHILD_CHECK(blk_free(&mine[0]) == 0 && blk_free(&mine[1]) == 0, "freeing the parent's blocks",
+                round);
+    CHILD_CHECK(carve_check(heap) == CARVE_OK, "carve_check at the end", round);
+    carve_stats s;
+    carve_get_stats(heap, &s);
+    CHILD_CHECK(s.used_bytes + s.free_bytes == s.capacity, "used + free != capacity", s.used_bytes);
+    _exit(0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* main                                                                      */
+/* ------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    unsigned long long forks = tu_env_ull("CARVE_TEST_FORKS", 40);
+    base_seed = tu_env_ull("CARVE_TEST_SEED", 0xF02C2026ull);
+    if (argc > 1)
+        forks = strtoull(argv[1], NULL, 0);
+    if (argc > 2)
+        base_seed = strtoull(argv[2], NULL, 0);
+    printf("fork_test: %llu forks, seed 0x%" PRIx64 "\n", forks, base_seed);
+    fflush(stdout);
+
+    tu_region reg;
+    PARENT_CHECK(tu_region_make(&reg, HEAP_SIZE, 0, 256, 0) == 0, "out of memory", 0);
+    carve_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = CARVE_THREADSAFE;
+    o.max_handles = 1024;
+    heap = carve_init(reg.buf, HEAP_SIZE, &o);
+    PARENT_CHECK(heap != NULL, "carve_init", (uint64_t)errno);
+    carve_stats fresh;
+    carve_get_stats(heap, &fresh);
+
+    pthread_t tid[HAMMERS];
+    for (unsigned i = 0; i < HAMMERS; i++)
+        PARENT_CHECK(pthread_create(&tid[i], NULL, hammer, (void *)(uintptr_t)i) == 0,
+                     "pthread_create", i);
+
+    tu_rng g;
+    uint64_t x = base_seed;
+    tu_rng_seed(&g, tu_splitmix64(&x));
+    unsigned failures = 0;
+    for (unsigned round = 0; round < forks; round++) {
+        /* Two blocks the child must find intact, made just before the fork. */
+        blk mine[2];
+        do
+            PARENT_CHECK(blk_make(&mine[0], &g) >= 0, "making a block", round);
+        while (mine[0].p == NULL && mine[0].hd == 0);
+        memset(&mine[1], 0, sizeof mine[1]);
+        mine[1].size = 777;
+        mine[1].seed = tu_rng_next(&g);
+        mine[1].hd = carve_halloc(heap, mine[1].size);
+        PARENT_CHECK(mine[1].hd != 0, "carve_halloc", round);
+        void *q = carve_pin(heap, mine[1].hd);
+        PARENT_CHECK(q != NULL, "carve_pin", round);
+        tu_fill(q, mine[1].seed, mine[1].size);
+        PARENT_CHECK(carve_unpin(heap, mine[1].hd) == CARVE_OK, "carve_unpin", round);
+
+        /* Let the threads get into the middle of something. */
+        unsigned long until = atomic_load(&hammer_steps) + tu_rng_range(&g, 1, 2000);
+        while (atomic_load(&hammer_steps) < until)
+            sched_yield();
+
+        fflush(NULL);
+        pid_t pid = fork();
+        PARENT_CHECK(pid >= 0, "fork", (uint64_t)errno);
+        if (pid == 0)
+            child_main(round, mine);
+        int status;
+        PARENT_CHECK(waitpid(pid, &status, 0) == pid, "waitpid", (uint64_t)errno);
+        if (WIFSIGNALED(status)) {
+            fprintf(stderr, "fork_test: child %u died of signal %d%s\n", round, WTERMSIG(status),
+                    WTERMSIG(status) == SIGALRM ? " (SIGALRM: it deadlocked)" : "");
+            failures++;
+        } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "fork_test: child %u exited with status %d\n", round,
+                    WEXITSTATUS(status));
+            failures++;
+        }
+        PARENT_CHECK(blk_free(&mine[0]) == 0 && blk_free(&mine[1]) == 0,
+                     "the parent's blocks after the fork", round);
+        if (failures > 0)
+            break; /* one is enough; each deadlock costs CHILD_SECONDS */
+    }
+    atomic_store(&stop, 1);
+    for (unsigned i = 0; i < HAMMERS; i++)
+        pthread_join(tid[i], NULL);
+    for (size_t e = 0; e < EXCHANGE; e++)
+        if (exchange[e].p != NULL || exchange[e].hd != 0)
+            PARENT_CHECK(blk_free(&exchange[e]) == 0, "freeing the exchange", e);
+    PARENT_CHECK(failures == 0, "children failed", failures);
+
+    PARENT_CHECK(carve_check(heap) == CARVE_OK, "carve_check at the end", 0);
+    carve_stats s;
+    carve_get_stats(heap, &s);
+    const char *d = tu_stats_diff(&fresh, &s, 1);
+    if (d != NULL && strcmp(d, "compactions") != 0 && strcmp(d, "bytes_moved") != 0) {
+        fprintf(stderr, "fork_test: stats field %s differs from the fresh heap\n", d);
+        return 1;
+    }
+    PARENT_CHECK(s.used_bytes == fresh.used_bytes && s.largest_free == fresh.largest_free &&
+                     s.live_blocks == 0 && s.live_handles == 0,
+                 "the heap is not fresh at the end", s.used_bytes);
+    PARENT_CHECK(carve_detach(heap) == CARVE_OK, "carve_detach", 0);
+    PARENT_CHECK(tu_region_guards_ok(&reg), "a guard zone was overwritten", 0);
+    tu_region_free(&reg);
+    printf("fork_test: %llu children, %lu steps of the hammering threads: PASS\n", forks,
+           (unsigned long)atomic_load(&hammer_steps));
+    return 0;
+}
