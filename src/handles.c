@@ -486,7 +486,8 @@ CARVE_EXPORT size_t carve_hsize(carve_heap *h, carve_handle hd)
 bool handles_are_sound(const carve_heap *h, uint64_t handle_blocks, uint64_t table_blocks)
 {
     if (h->htable == 0) {
-        return handle_blocks == 0 && table_blocks == 0 && h->live_handles == 0 && h->hcap == 0;
+        return handle_blocks == 0 && table_blocks == 0 && h->live_handles == 0 &&
+               h->pinned_handles == 0 && h->hcap == 0 && h->hfree == 0;
     }
     hword w;
     if (table_blocks != 1 || !table_in_bounds(h) || !block_read(h, h->htable, &w) ||
