@@ -121,9 +121,17 @@ CARVE_INLINE void block_set_prev_free(carve_heap *h, ref b, bool prev_free)
 }
 
 /* A word that is no longer a header: zeroed so no stale pointer matches it. */
+/* Erases a header that stops being one (its block merged into another).
+ * The compaction cursor never points at anything but a header: a slice
+ * that resumed at a place that is now inside a block would read the
+ * payload, which the block's owner may be writing right then (a pinned
+ * block, from another thread). */
 CARVE_INLINE void block_erase_header(carve_heap *h, ref b)
 {
     store64(at(h, b), 0);
+    if (h->compact_cursor == b) {
+        h->compact_cursor = 0;
+    }
 }
 
 CARVE_INLINE uint64_t bytes_of(uint64_t granules)

@@ -111,8 +111,9 @@ struct carve_heap {
     uint64_t hfree;
 
     /* Where the next carve_compact resumes (compact.c): a block offset, or 0
-     * for the arena's start.  Only a hint: it is used if a valid header is
-     * there, else the walk starts over. */
+     * for the arena's start.  Invariant: 0 or a block's header (erasing a
+     * header resets it, block.h), so resuming never reads a payload.  In a
+     * damaged heap it is still checked for a valid header before use. */
     ref compact_cursor;
 
     /* The thread caches (threads.h): tcache_count records in one block
