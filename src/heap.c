@@ -688,6 +688,12 @@ static bool small_fragment_fits(const carve_heap *h, uint64_t g)
     return g < SL_COUNT && class_first_nonempty(h, class_of(g)) < SL_COUNT;
 }
 
+bool heap_fragment_serves(const carve_heap *h, unsigned cls)
+{
+    uint64_t g;
+    return request_granules(h, (size_t)slot_size_of(cls), &g) && small_fragment_fits(h, g);
+}
+
 /* A small request: the current run's next slot; else a small fragment of the
  * general heap (see small.h); else a slot of a refilled run.  NULL sends the
  * request to the general heap. */

@@ -36,4 +36,9 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want);
  * movable blocks and enough free bytes in the index. */
 bool heap_compaction_could_help(const carve_heap *h, uint64_t g);
 
+/* Whether a free general block under 256 bytes could hold a slot of class
+ * cls: small requests use such fragments before a run moves on (small.h),
+ * and so does a cache's refill. */
+bool heap_fragment_serves(const carve_heap *h, unsigned cls);
+
 #endif /* CARVE_HEAP_H */

@@ -124,7 +124,11 @@ static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n)
     unsigned got = 0;
     while (got < n) {
         void *p = small_take(h, cls);
-        if (!p && (!small_refill(h, cls) || (p = small_take(h, cls)) == NULL)) {
+        /* The class's run is used up: as for a request without a cache, a
+         * small fragment of the general heap comes before another run (the
+         * caller's locked path takes it), or it would be dead space. */
+        if (!p && (got > 0 || heap_fragment_serves(h, cls) || !small_refill(h, cls) ||
+                   (p = small_take(h, cls)) == NULL)) {
             break;
         }
         out[got++] = offset_of(h, p);
