@@ -42,11 +42,6 @@ void lock_set_hooks(carve_lock *l, const carve_lock_hooks *hooks)
     l->hooks = *hooks;
 }
 
-bool lock_has_hooks(const carve_lock *l)
-{
-    return l->hooks.lock != NULL;
-}
-
 bool lock_acquire(carve_lock *l)
 {
     if (l->hooks.lock) {

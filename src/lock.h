@@ -29,7 +29,6 @@ int lock_init(carve_lock *l, unsigned flags);
 bool lock_hooks_valid(const carve_lock_hooks *hooks);
 /* Installs the user's hooks (lock_hooks_valid holds). */
 void lock_set_hooks(carve_lock *l, const carve_lock_hooks *hooks);
-bool lock_has_hooks(const carve_lock *l);
 
 /* Takes the lock.  Returns true when the previous owner died holding it
  * (a CARVE_SHARED heap whose user process crashed): the caller then owns a
