@@ -279,11 +279,10 @@ CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options
             return 0;
         }
         uint64_t arena = l.arena_end - l.arena_begin;
-        uint64_t taken = table;
-        if (arena < taken + bytes_of(MIN_GRANULES)) {
+        if (arena < table + bytes_of(MIN_GRANULES)) {
             return 0; /* nothing beside the table */
         }
-        uint64_t payload = arena - taken - HDR_SIZE;
+        uint64_t payload = arena - table - HDR_SIZE;
         worst = payload < worst ? payload : worst;
     }
     return worst > SIZE_MAX ? SIZE_MAX : (size_t)worst;

@@ -1,7 +1,7 @@
 /*
  * threads.h: what a heap with the built-in lock needs beyond the lock itself
- * to serve many threads: per-thread caches of small slots, the process's
- * registry of such heaps, and fork() and thread-exit handling.
+ * to serve many threads: per-thread caches of small slots (and the one front
+ * cache of a heap without a lock), and fork() and thread-exit handling.
  *
  * Thread caches.  Two threads sharing one lock cannot go faster than one, so
  * each thread keeps, per heap, a cache of recently freed small slots (runs,
