@@ -1034,18 +1034,13 @@ static void after_allocation(carve_heap *h, bool allocated)
     }
 }
 
-CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
+/* carve_alloc's locked path: every request a cache does not serve, and
+ * every bad argument. */
+static CARVE_NOINLINE void *alloc_locked(carve_heap *h, size_t size)
 {
     if (!h || size == 0) {
         errno = EINVAL;
         return NULL;
-    }
-    if ((h->flags & HEAP_TCACHE) && size <= SMALL_MAX) {
-        void *p =
-            (h->flags & CARVE_THREADSAFE) ? tcache_alloc(h, size) : tcache_solo_alloc(h, size);
-        if (CARVE_LIKELY(p != NULL)) {
-            return p;
-        }
     }
     heap_lock(h);
     void *p = alloc_unlocked(h, size);
@@ -1053,6 +1048,19 @@ CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
     debug_check(h);
     heap_unlock(h);
     return p;
+}
+
+CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
+{
+    /* size - 1 < SMALL_MAX: 1 <= size <= SMALL_MAX (0 wraps around). */
+    if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && size - 1u < SMALL_MAX)) {
+        void *p =
+            (h->flags & CARVE_THREADSAFE) ? tcache_alloc(h, size) : tcache_solo_alloc(h, size);
+        if (CARVE_LIKELY(p != NULL)) {
+            return p;
+        }
+    }
+    return alloc_locked(h, size);
 }
 
 CARVE_EXPORT void *carve_calloc(carve_heap *h, size_t count, size_t size)
@@ -1092,7 +1100,9 @@ CARVE_EXPORT void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t s
     return p;
 }
 
-CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
+/* carve_free's locked path; cached < 0 when ptr carries the mark of a
+ * cached slot (it may sit in a cache: then it is free). */
+static CARVE_NOINLINE int free_locked(carve_heap *h, void *ptr, int cached)
 {
     if (!h) {
         return CARVE_ERR_INVALID;
@@ -1100,21 +1110,26 @@ CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
     if (!ptr) {
         return CARVE_OK;
     }
-    int cached = 0;
-    if ((h->flags & HEAP_TCACHE) && small_owns(h, ptr)) {
-        cached = (h->flags & CARVE_THREADSAFE) ? tcache_free(h, ptr) : tcache_solo_free(h, ptr);
-        if (CARVE_LIKELY(cached > 0)) {
-            return CARVE_OK;
-        }
-    }
     heap_lock(h);
     if (cached < 0) {
-        (void)tcache_drain_all(h); /* ptr may sit in a cache: then it is free */
+        (void)tcache_drain_all(h);
     }
     int st = free_unlocked(h, ptr);
     debug_check(h);
     heap_unlock(h);
     return st;
+}
+
+CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
+{
+    int cached = 0;
+    if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && ptr != NULL) && small_owns(h, ptr)) {
+        cached = (h->flags & CARVE_THREADSAFE) ? tcache_free(h, ptr) : tcache_solo_free(h, ptr);
+        if (CARVE_LIKELY(cached > 0)) {
+            return CARVE_OK;
+        }
+    }
+    return free_locked(h, ptr, cached);
 }
 
 CARVE_EXPORT void *carve_realloc(carve_heap *h, void *ptr, size_t size)

@@ -145,10 +145,10 @@ CARVE_INLINE bool page_is_run(const carve_heap *h, ref off)
 /* Whether p, a pointer a caller handed in, lies in a run of this heap. */
 CARVE_INLINE bool small_owns(const carve_heap *h, const void *p)
 {
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t base = (uintptr_t)h;
-    return h->runs_on && a >= base + (uintptr_t)h->arena_begin &&
-           a < base + (uintptr_t)h->arena_end && page_is_run(h, (ref)(a - base));
+    /* One unsigned compare: below the arena wraps around to a huge offset. */
+    uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h);
+    return h->runs_on && off - h->arena_begin < h->arena_end - h->arena_begin &&
+           page_is_run(h, off);
 }
 
 /* rel / (16 * (cls + 1)) for rel < RUN_SIZE, by multiplication: with

@@ -14,11 +14,6 @@
 
 /* ---- the state word ------------------------------------------------------------ */
 
-static struct tcache *cache_at(const carve_heap *h, ref c)
-{
-    return (struct tcache *)(void *)at(h, c);
-}
-
 /* Marks cache c busy if it is still the cache tagged tag; false when it was
  * freed or handed to another thread since (then nothing was written).
  * Waits while someone else works on it: owners and drainers hold it for a
@@ -40,43 +35,11 @@ static bool cache_enter(struct tcache *c, uint64_t tag)
     }
 }
 
-static void cache_leave(struct tcache *c, uint64_t tag)
-{
-    atomic_store_explicit(&c->state, tag, memory_order_release);
-}
-
 /* A tag no other cache of this heap has had: the heap's salt, the block's
  * offset and a count of caches made, mixed; even and never 0. */
 static uint64_t cache_tag(const carve_heap *h, ref c, uint64_t serial)
 {
     return (mix64(h->salt ^ (c << 7) ^ mix64(serial + 1u)) & ~UINT64_C(1)) | 2u;
-}
-
-/* What a slot sitting in a cache holds in its first word. */
-static uint64_t cached_slot_mark(const carve_heap *h, ref s)
-{
-    return h->salt ^ (s * UINT64_C(0x9e3779b97f4a7c15));
-}
-
-/* A pop from a non-empty class of cache c (busy, or a solo cache): the
- * newest slot, counted as the user's. */
-static ref cache_pop(struct tcache *c, unsigned cls, unsigned n)
-{
-    ref s = c->slot[cls][n - 1u];
-    c->count[cls] = (uint16_t)(n - 1u);
-    c->allocs++;
-    c->alloc_bytes += slot_size_of(cls);
-    return s;
-}
-
-/* A push of slot p (offset s, with its mark) into a class of cache c that
- * has room, counted as the user's free. */
-static void cache_push(struct tcache *c, unsigned cls, void *p, ref s, uint64_t mark)
-{
-    store64(p, mark);
-    c->slot[cls][c->count[cls]++] = s;
-    c->frees++;
-    c->free_bytes += slot_size_of(cls);
 }
 
 bool tcache_may_hold(const carve_heap *h, const void *p)
@@ -322,14 +285,8 @@ static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
 static bool exit_key_made;
 
-/* This thread's caches. */
-struct tls_cache {
-    carve_heap *h;
-    uint64_t salt; /* h->salt when the cache was made: another heap at h differs */
-    ref c;
-    uint64_t tag;
-};
-static CARVE_THREAD_LOCAL struct tls_cache my_caches[TCACHE_PER_THREAD];
+/* This thread's caches (threads.h). */
+CARVE_THREAD_LOCAL struct tls_cache tcache_mine[TCACHE_PER_THREAD];
 static CARVE_THREAD_LOCAL struct thread_mark my_mark;
 /* After every record was found taken, calls to wait before looking again. */
 static CARVE_THREAD_LOCAL unsigned my_record_backoff;
@@ -380,7 +337,7 @@ static void fork_child(void)
     /* Only this thread exists now. */
     threads_list = my_mark.listed ? &my_mark : NULL;
     my_mark.next = my_mark.prev = NULL;
-    memset(my_caches, 0, sizeof my_caches);
+    memset(tcache_mine, 0, sizeof tcache_mine);
 }
 
 static void threads_init_once(void)
@@ -451,8 +408,8 @@ void tcache_detach(carve_heap *h)
     }
     heap_leave(h);
     for (unsigned i = 0; i < TCACHE_PER_THREAD; i++) {
-        if (my_caches[i].h == h) {
-            memset(&my_caches[i], 0, sizeof my_caches[i]);
+        if (tcache_mine[i].h == h) {
+            memset(&tcache_mine[i], 0, sizeof tcache_mine[i]);
         }
     }
 }
@@ -501,16 +458,28 @@ static bool cache_create(carve_heap *h, struct tls_cache *e)
     return made;
 }
 
+/* Moves entry e to the front, where the fast paths look (enter_mru), and
+ * returns it there. */
+static struct tls_cache *most_recent(struct tls_cache *e)
+{
+    if (e != &tcache_mine[0]) {
+        struct tls_cache t = *e;
+        *e = tcache_mine[0];
+        tcache_mine[0] = t;
+    }
+    return &tcache_mine[0];
+}
+
 /* This thread's cache entry for h, making one if there is room; NULL when
  * the thread has none (then every call takes the lock). */
 static struct tls_cache *my_cache(carve_heap *h)
 {
     struct tls_cache *empty = NULL;
     for (unsigned i = 0; i < TCACHE_PER_THREAD; i++) {
-        struct tls_cache *e = &my_caches[i];
+        struct tls_cache *e = &tcache_mine[i];
         if (e->h == h) {
             if (CARVE_LIKELY(e->salt == h->salt)) {
-                return e;
+                return most_recent(e);
             }
             memset(e, 0, sizeof *e); /* another heap now lives at h */
         }
@@ -580,26 +549,23 @@ static struct tcache *refill(carve_heap *h, struct tls_cache *e, unsigned cls)
     return c;
 }
 
-void *tcache_alloc(carve_heap *h, size_t size)
+void *tcache_alloc_slow(carve_heap *h, unsigned cls)
 {
-    unsigned cls = small_class_of(size);
     struct tls_cache *e = my_cache_enter(h);
     if (CARVE_UNLIKELY(e == NULL)) {
         return NULL;
     }
     struct tcache *c = cache_at(h, e->c);
     unsigned n = c->count[cls];
-    if (CARVE_UNLIKELY(n == 0 || n > TCACHE_CAP)) {
+    if (n == 0 || n > TCACHE_CAP) {
         cache_leave(c, e->tag);
         if (n != 0 || (c = refill(h, e, cls)) == NULL) {
             return NULL;
         }
         n = c->count[cls];
     }
-    ref s = cache_pop(c, cls, n);
+    void *p = hand_out(h, c, cls, n);
     cache_leave(c, e->tag);
-    void *p = at(h, s);
-    store64(p, 0); /* no longer marked as cached */
     return p;
 }
 
@@ -637,55 +603,21 @@ static bool flush(carve_heap *h, struct tls_cache *e, unsigned cls)
     return true;
 }
 
-/* What a free that may go into a cache learns about p (small_owns): 1 when
- * p is a live slot (its offset, class and mark in *f); 0 when
- * the caller must take the usual path (which reports what is wrong); -1
- * when p carries the cached mark (perhaps freed twice into a cache).  The
- * live bit is read atomically: other bits of its word may change under the
- * lock meanwhile, p's own cannot. */
-struct freed_slot {
-    ref s;
-    unsigned cls;
-    uint64_t mark;
-};
-
-static int cacheable_slot(const carve_heap *h, const void *p, struct freed_slot *f)
-{
-    ref r;
-    uint64_t i;
-    if (CARVE_UNLIKELY(small_locate(h, p, &r, &i) != CARVE_OK)) {
-        return 0;
-    }
-    const struct run *run = run_at(h, r);
-    if (CARVE_UNLIKELY(!((word_load_relaxed(&run->live[i / 64u]) >> (i % 64u)) & 1u))) {
-        return 0;
-    }
-    f->s = offset_of(h, p);
-    f->mark = cached_slot_mark(h, f->s);
-    f->cls = run->cls;
-    return load64(p) == f->mark ? -1 : 1;
-}
-
 uint64_t tcache_usable(const carve_heap *h, const void *p)
 {
     struct freed_slot f;
     return cacheable_slot(h, p, &f) == 1 ? slot_size_of(f.cls) : 0;
 }
 
-int tcache_free(carve_heap *h, void *p)
+int tcache_free_slow(carve_heap *h, void *p, struct freed_slot f)
 {
-    struct freed_slot f;
-    int st = cacheable_slot(h, p, &f);
-    if (CARVE_UNLIKELY(st <= 0)) {
-        return st;
-    }
     unsigned cls = f.cls;
     struct tls_cache *e = my_cache_enter(h);
     if (CARVE_UNLIKELY(e == NULL)) {
         return 0;
     }
     struct tcache *c = cache_at(h, e->c);
-    if (CARVE_UNLIKELY(c->count[cls] >= TCACHE_CAP)) {
+    if (c->count[cls] >= TCACHE_CAP) {
         cache_leave(c, e->tag);
         if (!flush(h, e, cls) || (e = my_cache_enter(h)) == NULL) {
             return 0;
@@ -722,52 +654,43 @@ static struct tcache *solo_cache(carve_heap *h)
     return c;
 }
 
-void *tcache_solo_alloc(carve_heap *h, size_t size)
+/* Class cls of the solo cache is empty (or damaged): a batch from the runs. */
+void *tcache_solo_refill(carve_heap *h, unsigned cls)
 {
-    unsigned cls = small_class_of(size);
     struct tcache *c = solo_cache(h);
     unsigned n = c->count[cls];
-    if (CARVE_UNLIKELY(n == 0 || n > TCACHE_CAP)) {
-        if (n != 0) {
-            return NULL; /* damaged: carve_check reports it */
-        }
-        ref got[TCACHE_BATCH];
-        n = take_slots(h, cls, got, TCACHE_BATCH);
-        if (n == 0 || (c = solo_cache(h))->count[cls] != 0) {
-            for (unsigned k = 0; k < n; k++) {
-                give_back(h, got[k]); /* making a run drained the cache: start over */
-            }
-            return NULL;
-        }
-        for (unsigned k = 0; k < n; k++) {
-            c->slot[cls][k] = got[n - 1u - k]; /* lowest address on top */
-        }
-        cache_fold(h, c);
+    if (n != 0) {
+        return n <= TCACHE_CAP ? hand_out(h, c, cls, n)
+                               : NULL; /* damaged: carve_check reports it */
     }
-    ref s = cache_pop(c, cls, n);
-    void *p = at(h, s);
-    store64(p, 0); /* no longer marked as cached */
-    return p;
+    ref got[TCACHE_BATCH];
+    n = take_slots(h, cls, got, TCACHE_BATCH);
+    if (n == 0 || (c = solo_cache(h))->count[cls] != 0) {
+        for (unsigned k = 0; k < n; k++) {
+            give_back(h, got[k]); /* making a run drained the cache: start over */
+        }
+        return NULL;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        c->slot[cls][k] = got[n - 1u - k]; /* lowest address on top */
+    }
+    cache_fold(h, c);
+    return hand_out(h, c, cls, n);
 }
 
-int tcache_solo_free(carve_heap *h, void *p)
+/* Class f.cls of the solo cache is full: its oldest batch goes back. */
+int tcache_solo_flush(carve_heap *h, void *p, struct freed_slot f)
 {
-    struct freed_slot f;
-    int st = cacheable_slot(h, p, &f);
-    if (CARVE_UNLIKELY(st <= 0)) {
-        return st;
-    }
-    unsigned cls = f.cls;
     struct tcache *c = solo_cache(h);
-    if (CARVE_UNLIKELY(c->count[cls] >= TCACHE_CAP)) {
+    if (c->count[f.cls] >= TCACHE_CAP) {
         ref out[TCACHE_BATCH];
-        unsigned n = cache_take_oldest(c, cls, out);
+        unsigned n = cache_take_oldest(c, f.cls, out);
         cache_fold(h, c);
         for (unsigned k = 0; k < n; k++) {
             give_back(h, out[k]);
         }
         c = solo_cache(h);
     }
-    cache_push(c, cls, p, f.s, f.mark);
+    cache_push(c, f.cls, p, f.s, f.mark);
     return 1;
 }

@@ -83,14 +83,191 @@ struct tcache {
  * without a lock one. */
 bool tcache_wanted(unsigned flags);
 
-/* The fast paths, for a heap with HEAP_TCACHE, without the heap's lock.
- * tcache_alloc: a slot for size (1..SMALL_MAX) bytes, or NULL (the caller
- * takes the locked path).  tcache_free: for p in a run (small_owns): 1 when
- * p went into the cache; 0 when the caller must take the locked path; -1
- * when p may already sit in a cache: the caller takes the lock and drains
- * every cache before it frees p. */
-void *tcache_alloc(carve_heap *h, size_t size);
-int tcache_free(carve_heap *h, void *p);
+/* ---- the fast paths ----------------------------------------------------------------
+ * For a heap with HEAP_TCACHE, without the heap's lock.  They are inline so
+ * that carve_alloc and carve_free are one function each on the way that
+ * matters; everything unusual is in the out-of-line slow paths. */
+
+/* This thread's caches, most recently used first (threads.c keeps them). */
+struct tls_cache {
+    carve_heap *h;
+    uint64_t salt; /* h->salt when the cache was made: another heap at h differs */
+    ref c;
+    uint64_t tag;
+};
+extern CARVE_THREAD_LOCAL struct tls_cache tcache_mine[TCACHE_PER_THREAD];
+
+CARVE_INLINE struct tcache *cache_at(const carve_heap *h, ref c)
+{
+    return (struct tcache *)(void *)at(h, c);
+}
+
+CARVE_INLINE void cache_leave(struct tcache *c, uint64_t tag)
+{
+    atomic_store_explicit(&c->state, tag, memory_order_release);
+}
+
+/* What a slot sitting in a cache holds in its first word. */
+CARVE_INLINE uint64_t cached_slot_mark(const carve_heap *h, ref s)
+{
+    return h->salt ^ (s * UINT64_C(0x9e3779b97f4a7c15));
+}
+
+/* A pop from a non-empty class of cache c (busy, or a solo cache): the
+ * newest slot, counted as the user's. */
+CARVE_INLINE ref cache_pop(struct tcache *c, unsigned cls, unsigned n)
+{
+    ref s = c->slot[cls][n - 1u];
+    c->count[cls] = (uint16_t)(n - 1u);
+    c->allocs++;
+    c->alloc_bytes += slot_size_of(cls);
+    return s;
+}
+
+/* A push of slot p (offset s, with its mark) into a class of cache c that
+ * has room, counted as the user's free. */
+CARVE_INLINE void cache_push(struct tcache *c, unsigned cls, void *p, ref s, uint64_t mark)
+{
+    store64(p, mark);
+    c->slot[cls][c->count[cls]++] = s;
+    c->frees++;
+    c->free_bytes += slot_size_of(cls);
+}
+
+/* A slot handed out from class cls of cache c (busy or solo, n > 0 slots):
+ * its mark is wiped so a free of it is not taken for a double free. */
+CARVE_INLINE void *hand_out(const carve_heap *h, struct tcache *c, unsigned cls, unsigned n)
+{
+    void *p = at(h, cache_pop(c, cls, n));
+    store64(p, 0); /* no longer marked as cached */
+    return p;
+}
+
+/* The fast way into this thread's cache for h: its front entry, entered
+ * with one compare-and-swap.  NULL sends the caller to its slow path, which
+ * finds, makes or replaces the entry. */
+CARVE_INLINE struct tcache *enter_mru(const carve_heap *h, uint64_t *tag)
+{
+    const struct tls_cache *e = &tcache_mine[0];
+    if (CARVE_LIKELY(e->h == h && e->salt == h->salt)) {
+        struct tcache *c = cache_at(h, e->c);
+        uint64_t expected = e->tag;
+        if (CARVE_LIKELY(atomic_compare_exchange_strong_explicit(
+                &c->state, &expected, e->tag | 1u, memory_order_acquire, memory_order_relaxed))) {
+            *tag = e->tag;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* What a free that may go into a cache learns about p (small_owns): 1 when
+ * p is a live slot (its offset, class and mark in *f); 0 when the caller
+ * must take the usual path (which reports what is wrong); -1 when p carries
+ * the cached mark (perhaps freed twice into a cache).  The live bit is read
+ * atomically: other bits of its word may change under the lock meanwhile,
+ * p's own cannot. */
+struct freed_slot {
+    ref s;
+    unsigned cls;
+    uint64_t mark;
+};
+
+CARVE_INLINE int cacheable_slot(const carve_heap *h, const void *p, struct freed_slot *f)
+{
+    ref r;
+    uint64_t i;
+    if (CARVE_UNLIKELY(small_locate(h, p, &r, &i) != CARVE_OK)) {
+        return 0;
+    }
+    const struct run *run = run_at(h, r);
+    if (CARVE_UNLIKELY(!((word_load_relaxed(&run->live[i / 64u]) >> (i % 64u)) & 1u))) {
+        return 0;
+    }
+    f->s = offset_of(h, p);
+    f->mark = cached_slot_mark(h, f->s);
+    f->cls = run->cls;
+    return load64(p) == f->mark ? -1 : 1;
+}
+
+/* The slow paths (threads.c): the same calls when the front entry or the
+ * class cannot serve at once (a refill or a flush under the heap's lock). */
+void *tcache_alloc_slow(carve_heap *h, unsigned cls);
+int tcache_free_slow(carve_heap *h, void *p, struct freed_slot f);
+void *tcache_solo_refill(carve_heap *h, unsigned cls);
+int tcache_solo_flush(carve_heap *h, void *p, struct freed_slot f);
+
+/* A slot for size (1..SMALL_MAX) bytes from this thread's cache, or NULL
+ * (the caller takes the locked path). */
+CARVE_INLINE void *tcache_alloc(carve_heap *h, size_t size)
+{
+    unsigned cls = small_class_of(size);
+    uint64_t tag;
+    struct tcache *c = enter_mru(h, &tag);
+    if (CARVE_LIKELY(c != NULL)) {
+        unsigned n = c->count[cls];
+        if (CARVE_LIKELY(n - 1u < TCACHE_CAP)) {
+            void *p = hand_out(h, c, cls, n);
+            cache_leave(c, tag);
+            return p;
+        }
+        cache_leave(c, tag);
+    }
+    return tcache_alloc_slow(h, cls);
+}
+
+/* For p in a run (small_owns): 1 when p went into this thread's cache; 0
+ * when the caller must take the locked path; -1 when p may already sit in
+ * a cache: the caller takes the lock and drains every cache before it
+ * frees p. */
+CARVE_INLINE int tcache_free(carve_heap *h, void *p)
+{
+    struct freed_slot f;
+    int st = cacheable_slot(h, p, &f);
+    if (CARVE_UNLIKELY(st <= 0)) {
+        return st;
+    }
+    uint64_t tag;
+    struct tcache *c = enter_mru(h, &tag);
+    if (CARVE_LIKELY(c != NULL)) {
+        if (CARVE_LIKELY(c->count[f.cls] < TCACHE_CAP)) {
+            cache_push(c, f.cls, p, f.s, f.mark);
+            cache_leave(c, tag);
+            return 1;
+        }
+        cache_leave(c, tag);
+    }
+    return tcache_free_slow(h, p, f);
+}
+
+/* The same for a heap without a lock (one thread at a time): record 0 is
+ * the heap's one cache (a drain frees it: tag 0), and a refill or flush
+ * needs no lock. */
+CARVE_INLINE void *tcache_solo_alloc(carve_heap *h, size_t size)
+{
+    unsigned cls = small_class_of(size);
+    struct tcache *c = cache_at(h, h->tcaches);
+    unsigned n = c->count[cls];
+    if (CARVE_LIKELY(c->tag != 0 && n - 1u < TCACHE_CAP)) {
+        return hand_out(h, c, cls, n);
+    }
+    return tcache_solo_refill(h, cls);
+}
+
+CARVE_INLINE int tcache_solo_free(carve_heap *h, void *p)
+{
+    struct freed_slot f;
+    int st = cacheable_slot(h, p, &f);
+    if (CARVE_UNLIKELY(st <= 0)) {
+        return st;
+    }
+    struct tcache *c = cache_at(h, h->tcaches);
+    if (CARVE_LIKELY(c->tag != 0 && c->count[f.cls] < TCACHE_CAP)) {
+        cache_push(c, f.cls, p, f.s, f.mark);
+        return 1;
+    }
+    return tcache_solo_flush(h, p, f);
+}
 
 /* Whether slot p (small_owns) is marked as sitting in a cache: the locked
  * paths that take a slot pointer drain the caches first when it is. */
@@ -100,11 +277,6 @@ bool tcache_may_hold(const carve_heap *h, const void *p);
  * marked as cached, read without the heap's lock; 0 otherwise (the caller
  * then takes the locked path). */
 uint64_t tcache_usable(const carve_heap *h, const void *p);
-
-/* The same for a heap without a lock (one thread at a time): record 0 is
- * the heap's one cache, and a refill or flush needs no lock. */
-void *tcache_solo_alloc(carve_heap *h, size_t size);
-int tcache_solo_free(carve_heap *h, void *p);
 
 /* Under the heap's lock.  Empties every cache of the heap into its runs
  * and frees its record; true if a cache was in use. */
