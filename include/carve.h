@@ -376,8 +376,11 @@ carve_handle carve_halloc(carve_heap *h, size_t size);
  * needs n unpins.  NULL with errno = EINVAL for 0, a stale handle, or one
  * that is not of this heap (a stale handle never reaches another block; a
  * handle of another heap is refused except with a chance of 1 in 2^32),
- * EIO when the block's metadata fails a check, EOVERFLOW when the block is
- * already pinned 2^32 - 1 times.  Complexity: O(1). */
+ * EIO when the handle table's metadata fails a check, EOVERFLOW when the
+ * block is already pinned 2^32 - 1 times.  A pin reads the handle's entry
+ * only, not the block's header: damage there is found by carve_check and by
+ * the calls that free, resize or move the block.  Complexity: O(1), a few
+ * dozen instructions without a lock. */
 void *carve_pin(carve_heap *h, carve_handle hd);
 
 /* Ends one pin.  CARVE_OK; CARVE_ERR_INVALID when the block is not pinned

@@ -287,7 +287,11 @@ static carve_handle halloc_unlocked(carve_heap *h, size_t size)
     return handle_value(e, idx);
 }
 
-static void *pin_unlocked(carve_heap *h, carve_handle hd)
+/* The full, validating pin: the path every call takes when the fast check
+ * below refuses (a bad, stale or free handle, a pin count at its limit, a
+ * damaged table), so that it can say why; and the reference the fast path
+ * must agree with on a sound heap. */
+static CARVE_NOINLINE void *pin_unlocked(carve_heap *h, carve_handle hd)
 {
     struct hentry *e;
     hword w;
@@ -306,7 +310,7 @@ static void *pin_unlocked(carve_heap *h, carve_handle hd)
     return block_payload(h, e->block);
 }
 
-static int unpin_unlocked(carve_heap *h, carve_handle hd)
+static CARVE_NOINLINE int unpin_unlocked(carve_heap *h, carve_handle hd)
 {
     struct hentry *e;
     hword w;
@@ -321,6 +325,139 @@ static int unpin_unlocked(carve_heap *h, carve_handle hd)
         h->pinned_handles--;
     }
     return CARVE_OK;
+}
+
+/* ---- pins: the fast path ----------------------------------------------------------
+ *
+ * pin + unpin is the access path of every handle block, so it is kept to
+ * what the guarantees need: on a heap without a lock, one flags test, the
+ * table's capacity and offset and the arena's end (the bound that keeps a
+ * damaged control block from sending a read outside the buffer), then the
+ * entry's two words, checked together and updated with one store.  The
+ * handle block's own header is not read: on a sound heap the entry's
+ * generation and block are all a handle needs (carve_check and the slow
+ * path still verify the block back-references its entry).  Whatever the
+ * fast check refuses goes to the full, validating pin_unlocked /
+ * unpin_unlocked, which tell a bad handle from a damaged one. */
+
+/* An entry's generation and pin count, which sit side by side, read and
+ * written as one native word (memcpy: a character access, so it aliases the
+ * struct fields the slow paths use; one load or store once compiled). */
+#define HENTRY_STATE offsetof(struct hentry, gen)
+_Static_assert(offsetof(struct hentry, pins) == offsetof(struct hentry, gen) + 4u &&
+                   sizeof(struct hentry) == 16u,
+               "gen and pins form the entry's second word");
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define HSTATE_ONE_PIN UINT64_C(1) /* gen in the high half, pins in the low */
+#else
+#define HSTATE_ONE_PIN (UINT64_C(1) << 32) /* gen in the low half, pins in the high */
+#endif
+
+/* The state word as pins | (gen ^ the handle's generation) << 32, whatever
+ * the byte order: the handle's generation matches and the entry has p pins
+ * exactly when the result is p (< 2^32), so one comparison checks both. */
+CARVE_INLINE uint64_t hstate_key(uint64_t state, carve_handle hd)
+{
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return state ^ (hd & ~(uint64_t)UINT32_MAX);
+#else
+    uint64_t x = state ^ (hd >> 32);
+    return (x >> 32) | (x << 32);
+#endif
+}
+
+/* The offset of the entry hd's index names, or 0 when the index is not
+ * below the table's capacity (0 before the table exists; handle index 0
+ * wraps to a huge idx) or the entry would not lie inside the arena.  The
+ * last test costs no load the caller does not make anyway, and holds even
+ * when htable or hcap were overwritten. */
+CARVE_INLINE ref entry_offset(const carve_heap *h, carve_handle hd)
+{
+    uint64_t idx = (hd & UINT32_MAX) - 1u;
+    if (CARVE_UNLIKELY(idx >= h->hcap)) {
+        return 0;
+    }
+    ref off = h->htable + HDR_SIZE + idx * sizeof(struct hentry);
+    if (CARVE_UNLIKELY(off > h->arena_end - sizeof(struct hentry))) {
+        return 0;
+    }
+    return off;
+}
+
+/* Pins the block hd names when its entry is live, of hd's generation and
+ * below the pin limit, and returns its payload; NULL (nothing changed)
+ * otherwise.  On a sound heap it returns exactly what pin_unlocked would. */
+CARVE_INLINE void *pin_fast(carve_heap *h, carve_handle hd)
+{
+    ref off = entry_offset(h, hd);
+    if (CARVE_UNLIKELY(off == 0)) {
+        return NULL;
+    }
+    unsigned char *e = at(h, off);
+    uint64_t state = load64(e + HENTRY_STATE);
+    ref b = load64(e);
+    uint64_t pins = hstate_key(state, hd);
+    /* b in [1, arena_end): a live entry (a free one has block 0), and the
+     * address handed out lies inside the buffer whatever the entry holds. */
+    if (CARVE_UNLIKELY(pins >= UINT32_MAX || b - 1u >= h->arena_end - 1u)) {
+        return NULL;
+    }
+    store64(e + HENTRY_STATE, state + HSTATE_ONE_PIN);
+    if (pins == 0) {
+        h->pinned_handles++;
+    }
+    return at(h, b + HDR_SIZE);
+}
+
+/* Ends one pin of the block hd names when its entry is live, of hd's
+ * generation and pinned; false (nothing changed) otherwise. */
+CARVE_INLINE bool unpin_fast(carve_heap *h, carve_handle hd)
+{
+    ref off = entry_offset(h, hd);
+    if (CARVE_UNLIKELY(off == 0)) {
+        return false;
+    }
+    unsigned char *e = at(h, off);
+    uint64_t state = load64(e + HENTRY_STATE);
+    uint64_t pins = hstate_key(state, hd);
+    /* pins in [1, 2^32 - 1]; and a live entry: a free one keeps its free
+     * chain link where the pin count would be. */
+    if (CARVE_UNLIKELY(pins - 1u >= UINT32_MAX || load64(e) == 0)) {
+        return false;
+    }
+    store64(e + HENTRY_STATE, state - HSTATE_ONE_PIN);
+    if (pins == 1) {
+        h->pinned_handles--;
+    }
+    return true;
+}
+
+/* The locked heaps' pin and unpin: the same fast check under the lock. */
+static void *pin_locked(carve_heap *h, carve_handle hd)
+{
+    heap_enter(h);
+    void *p = pin_fast(h, hd);
+    if (p == NULL) {
+        p = pin_unlocked(h, hd);
+    }
+    heap_leave(h);
+    return p;
+}
+
+static int unpin_locked(carve_heap *h, carve_handle hd)
+{
+    heap_enter(h);
+    int st = unpin_fast(h, hd) ? CARVE_OK : unpin_unlocked(h, hd);
+    heap_leave(h);
+    return st;
+}
+
+static CARVE_NOINLINE void *pin_refused(void)
+{
+    errno = EINVAL;
+    return NULL;
 }
 
 static int hfree_unlocked(carve_heap *h, carve_handle hd)
@@ -417,27 +554,35 @@ CARVE_EXPORT carve_handle carve_halloc(carve_heap *h, size_t size)
     return hd;
 }
 
+/* Without a lock: one flags test, then the fast path; anything it refuses
+ * takes the full check (tail calls: the fast path needs no stack frame). */
 CARVE_EXPORT void *carve_pin(carve_heap *h, carve_handle hd)
 {
-    if (!h) {
-        errno = EINVAL;
-        return NULL;
+    if (CARVE_UNLIKELY(!h)) {
+        return pin_refused();
     }
-    heap_enter(h);
-    void *p = pin_unlocked(h, hd);
-    heap_leave(h);
-    return p;
+    if (CARVE_UNLIKELY(h->flags & HEAP_LOCKED)) {
+        return pin_locked(h, hd);
+    }
+    void *p = pin_fast(h, hd);
+    if (CARVE_LIKELY(p != NULL)) {
+        return p;
+    }
+    return pin_unlocked(h, hd);
 }
 
 CARVE_EXPORT int carve_unpin(carve_heap *h, carve_handle hd)
 {
-    if (!h) {
+    if (CARVE_UNLIKELY(!h)) {
         return CARVE_ERR_INVALID;
     }
-    heap_enter(h);
-    int st = unpin_unlocked(h, hd);
-    heap_leave(h);
-    return st;
+    if (CARVE_UNLIKELY(h->flags & HEAP_LOCKED)) {
+        return unpin_locked(h, hd);
+    }
+    if (CARVE_LIKELY(unpin_fast(h, hd))) {
+        return CARVE_OK;
+    }
+    return unpin_unlocked(h, hd);
 }
 
 CARVE_EXPORT int carve_hfree(carve_heap *h, carve_handle hd)

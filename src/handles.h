@@ -12,6 +12,10 @@
  * its entry's index: compaction walks blocks in address order and finds
  * each block's entry from it, without searching.
  *
+ * carve_pin / carve_unpin's fast path (handles.c) reads an entry's gen and
+ * pins as one native 64-bit word and tells a free entry by block 0, so the
+ * field order of struct hentry and that encoding are part of its contract.
+ *
  * Invariants (checked by carve_check): every live entry names a HANDLE block
  * whose trailer names the entry back; every HANDLE block is named by its
  * entry; the free entries form one chain of hcap - live_handles entries;
@@ -25,7 +29,8 @@
 struct hentry {
     uint64_t block; /* offset of the handle's block; 0 = a free entry */
     uint32_t gen;   /* generation: bumped when the entry is freed, never 0 */
-    uint32_t pins;  /* pin count; for a free entry, 1 + the next free index */
+    uint32_t pins;  /* pin count; for a free entry, 1 + the next free index
+                     * (gen and pins: one word for the pin fast path) */
 };
 
 #define HANDLE_TRAILER     8u  /* the index at the end of a handle block */
