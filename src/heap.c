@@ -1050,15 +1050,27 @@ static CARVE_NOINLINE void *alloc_locked(carve_heap *h, size_t size)
     return p;
 }
 
+/* carve_alloc of a small request in a heap with caches, past the solo
+ * cache's pop: this thread's cache (CARVE_THREADSAFE) or a refill of the
+ * solo cache, then the locked path.  Out of line, so that the pop needs no
+ * stack frame. */
+static CARVE_OUTLINE void *alloc_cached(carve_heap *h, size_t size)
+{
+    void *p = (h->flags & CARVE_THREADSAFE) ? tcache_alloc(h, size) : tcache_solo_alloc(h, size);
+    return CARVE_LIKELY(p != NULL) ? p : alloc_locked(h, size);
+}
+
 CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
 {
     /* size - 1 < SMALL_MAX: 1 <= size <= SMALL_MAX (0 wraps around). */
     if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && size - 1u < SMALL_MAX)) {
-        void *p =
-            (h->flags & CARVE_THREADSAFE) ? tcache_alloc(h, size) : tcache_solo_alloc(h, size);
-        if (CARVE_LIKELY(p != NULL)) {
-            return p;
+        if (!(h->flags & CARVE_THREADSAFE)) {
+            void *p = tcache_solo_pop(h, small_class_of(size));
+            if (CARVE_LIKELY(p != NULL)) {
+                return p;
+            }
         }
+        return alloc_cached(h, size);
     }
     return alloc_locked(h, size);
 }
@@ -1120,16 +1132,46 @@ static CARVE_NOINLINE int free_locked(carve_heap *h, void *ptr, int cached)
     return st;
 }
 
+/* carve_free of a slot (small_owns) in a heap with caches: into this
+ * thread's cache (CARVE_THREADSAFE), else the locked path.  Out of line, so
+ * that the solo cache's push needs no stack frame. */
+static CARVE_OUTLINE int free_cached(carve_heap *h, void *ptr)
+{
+    int cached = tcache_free(h, ptr);
+    return CARVE_LIKELY(cached > 0) ? CARVE_OK : free_locked(h, ptr, cached);
+}
+
 CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
 {
-    int cached = 0;
     if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && ptr != NULL) && small_owns(h, ptr)) {
-        cached = (h->flags & CARVE_THREADSAFE) ? tcache_free(h, ptr) : tcache_solo_free(h, ptr);
-        if (CARVE_LIKELY(cached > 0)) {
-            return CARVE_OK;
+        if (h->flags & CARVE_THREADSAFE) {
+            return free_cached(h, ptr);
         }
+        int cached = tcache_solo_free(h, ptr);
+        return CARVE_LIKELY(cached > 0) ? CARVE_OK : free_locked(h, ptr, cached);
     }
-    return free_locked(h, ptr, cached);
+    return free_locked(h, ptr, 0);
+}
+
+/* realloc of live slot ptr (f: what cacheable_slot found) in a heap with
+ * a solo cache: it stays while size fits the slot; otherwise the new block
+ * comes from carve_alloc and the old slot goes into the cache, as the same
+ * program's malloc and free would. */
+static void *realloc_solo_slot(carve_heap *h, void *ptr, size_t size, struct freed_slot f)
+{
+    uint64_t slot = slot_size_of(f.cls);
+    if ((uint64_t)size <= slot) {
+        return ptr;
+    }
+    void *q = carve_alloc(h, size);
+    if (q) {
+        memcpy(q, ptr, (size_t)slot);
+        /* The allocation may have drained the cache or made a run, but ptr
+         * is still a live slot of its run that no cache holds: f holds. */
+        (void)tcache_solo_push(h, ptr, f);
+        debug_check(h);
+    }
+    return q;
 }
 
 CARVE_EXPORT void *carve_realloc(carve_heap *h, void *ptr, size_t size)
@@ -1140,6 +1182,13 @@ CARVE_EXPORT void *carve_realloc(carve_heap *h, void *ptr, size_t size)
     }
     if (!ptr) {
         return carve_alloc(h, size);
+    }
+    if (size != 0 && (h->flags & (HEAP_TCACHE | CARVE_THREADSAFE)) == HEAP_TCACHE &&
+        small_owns(h, ptr)) {
+        struct freed_slot f;
+        if (cacheable_slot(h, ptr, &f) == 1) {
+            return realloc_solo_slot(h, ptr, size, f);
+        }
     }
     heap_lock(h);
     void *q = NULL;

@@ -16,7 +16,9 @@
 #define CARVE_INLINE      static inline __attribute__((always_inline))
 /* Slow paths kept out of the fast ones, so these need few registers. */
 #define CARVE_NOINLINE __attribute__((noinline, cold))
-#define CARVE_EXPORT   __attribute__((visibility("default")))
+/* Out of line but not cold: a path that is hot for some heaps only. */
+#define CARVE_OUTLINE __attribute__((noinline))
+#define CARVE_EXPORT  __attribute__((visibility("default")))
 /* Thread-local data of a library that is loaded at start-up (linked, or
  * LD_PRELOADed as the malloc shim is): the initial-exec model makes each
  * access one instruction instead of a call. */
@@ -26,6 +28,7 @@
 #define CARVE_UNLIKELY(x) (x)
 #define CARVE_INLINE      static inline
 #define CARVE_NOINLINE
+#define CARVE_OUTLINE
 #define CARVE_EXPORT
 #define CARVE_THREAD_LOCAL _Thread_local
 #endif

@@ -153,6 +153,47 @@ void small_free_transition(carve_heap *h, ref r, unsigned cls)
     }
 }
 
+unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n)
+{
+    ref r = h->small[cls].current;
+    if (!run_is_trusted(h, r, cls)) {
+        return 0; /* none, or damaged (carve_check reports it) */
+    }
+    struct run *run = run_at(h, r);
+    unsigned words = run_words[cls];
+    unsigned nslots = run_nslots[cls];
+    ref first = r + run_slot0[cls];
+    uint64_t slot = slot_size_of(cls);
+    unsigned want = n < run->nfree ? n : run->nfree;
+    unsigned got = 0;
+    unsigned w = run->hint;
+    bool damaged = false;
+    while (got < want && w < words) {
+        uint64_t live = run->live[w];
+        uint64_t free_bits = ~live;
+        while (free_bits != 0 && got < want) {
+            unsigned bit = lsb64(free_bits);
+            uint64_t i = (uint64_t)w * 64u + bit;
+            if (i >= nslots) {
+                damaged = true; /* a cleared bit past the last slot; carve_check says so */
+                break;
+            }
+            live |= UINT64_C(1) << bit;
+            free_bits &= free_bits - 1u;
+            out[got++] = first + i * slot;
+        }
+        word_store(&run->live[w], live);
+        if (damaged || free_bits != 0 || w + 1u == words) {
+            break;
+        }
+        w++; /* this word is full now: the hint moves past it */
+    }
+    /* Every word before w is full: the hint's invariant holds. */
+    run->hint = (uint16_t)w;
+    run->nfree = (uint16_t)(run->nfree - got);
+    return got;
+}
+
 bool small_class_has_free_slot(const carve_heap *h, unsigned cls)
 {
     ref cur = h->small[cls].current;

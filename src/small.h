@@ -211,6 +211,12 @@ CARVE_INLINE void *small_take(carve_heap *h, unsigned cls)
     return at(h, r + run_slot0[cls] + i * slot_size_of(cls));
 }
 
+/* Up to n slots of class cls from the class's current run (offsets into
+ * out, in address order), not yet counted as the user's: small_take n
+ * times, but each bitmap word is read and written once.  Returns how many
+ * (0 as small_take's NULL). */
+unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n);
+
 /* A slot for size bytes (1..SMALL_MAX), counted as the user's; NULL as
  * small_take. */
 CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)

@@ -66,35 +66,53 @@ static void cache_fold(carve_heap *h, struct tcache *c)
     c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
 }
 
-/* Hands slot s (an offset a cache held) back to its run.  A slot whose run
- * fails its check or that is not live is left alone: carve_check reports
- * the damage. */
-static void give_back(carve_heap *h, ref s)
+/* Hands n slots (offsets a cache held) back to their runs.  A slot whose
+ * run fails its check or that is not live is left alone: carve_check
+ * reports the damage.  The slots usually come from few runs: a run checked
+ * for one slot is trusted for the next ones of the same run (no second
+ * page-map look-up and tag check) until handing a slot back may have
+ * unmade it.  Each slot is still checked to be a live slot's start. */
+static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
 {
-    ref r;
-    uint64_t i;
-    void *p = at(h, s);
-    if (!small_owns(h, p) || small_locate(h, p, &r, &i) != CARVE_OK ||
-        !slot_is_live(run_at(h, r), i)) {
-        return;
+    ref trusted = 0;
+    unsigned cls = 0;
+    for (unsigned k = 0; k < n; k++) {
+        ref s = slots[k];
+        ref r = (s & ~(ref)(RUN_SIZE - 1u)) + RUN_HEAD_OFFSET;
+        if (r != trusted) {
+            if (!small_owns(h, at(h, s))) {
+                continue;
+            }
+            cls = run_at(h, r)->cls;
+            if (!run_is_valid(h, r, cls)) {
+                continue;
+            }
+            trusted = r;
+        }
+        uint64_t rel = s - r - run_slot0[cls]; /* wraps when s is in the header */
+        uint64_t i = slot_index(rel & (RUN_SIZE - 1u), cls);
+        if (rel >= RUN_SIZE || i * slot_size_of(cls) != rel || i >= run_nslots[cls] ||
+            !slot_is_live(run_at(h, r), i)) {
+            continue;
+        }
+        struct run *run = run_at(h, r);
+        bool may_unmake = run->nfree + 1u >= run_nslots[cls]; /* small_put may empty it */
+        small_put(h, r, i, cls);
+        if (may_unmake) {
+            trusted = 0;
+        }
     }
-    small_put(h, r, i, run_at(h, r)->cls);
 }
 
 /* Takes up to n free slots of class cls from the runs into out. */
 static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n)
 {
-    unsigned got = 0;
-    while (got < n) {
-        void *p = small_take(h, cls);
-        /* The class's run is used up: as for a request without a cache, a
-         * small fragment of the general heap comes before another run (the
-         * caller's locked path takes it), or it would be dead space. */
-        if (!p && (got > 0 || heap_fragment_serves(h, cls) || !small_refill(h, cls) ||
-                   (p = small_take(h, cls)) == NULL)) {
-            break;
-        }
-        out[got++] = offset_of(h, p);
+    unsigned got = small_take_many(h, cls, out, n);
+    /* The class's run is used up: as for a request without a cache, a
+     * small fragment of the general heap comes before another run (the
+     * caller's locked path takes it), or it would be dead space. */
+    if (got == 0 && !heap_fragment_serves(h, cls) && small_refill(h, cls)) {
+        got = small_take_many(h, cls, out, n);
     }
     return got;
 }
@@ -105,9 +123,7 @@ static void cache_empty(carve_heap *h, struct tcache *c)
     cache_fold(h, c);
     for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
         unsigned n = c->count[cls] <= TCACHE_CAP ? c->count[cls] : 0u;
-        for (unsigned k = 0; k < n; k++) {
-            give_back(h, c->slot[cls][k]);
-        }
+        give_back_many(h, c->slot[cls], n);
         c->count[cls] = 0;
     }
 }
@@ -527,9 +543,7 @@ static struct tcache *refill(carve_heap *h, struct tls_cache *e, unsigned cls)
     unsigned n = take_slots(h, cls, got, TCACHE_BATCH);
     struct tcache *c = cache_at(h, e->c);
     if (!cache_enter(c, e->tag)) {
-        for (unsigned k = 0; k < n; k++) {
-            give_back(h, got[k]);
-        }
+        give_back_many(h, got, n);
         heap_leave(h);
         memset(e, 0, sizeof *e);
         return NULL;
@@ -596,9 +610,7 @@ static bool flush(carve_heap *h, struct tls_cache *e, unsigned cls)
     unsigned n = cache_take_oldest(c, cls, out);
     cache_fold(h, c);
     cache_leave(c, e->tag);
-    for (unsigned k = 0; k < n; k++) {
-        give_back(h, out[k]);
-    }
+    give_back_many(h, out, n);
     heap_leave(h);
     return true;
 }
@@ -609,9 +621,8 @@ uint64_t tcache_usable(const carve_heap *h, const void *p)
     return cacheable_slot(h, p, &f) == 1 ? slot_size_of(f.cls) : 0;
 }
 
-int tcache_free_slow(carve_heap *h, void *p, struct freed_slot f)
+int tcache_free_slow(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark)
 {
-    unsigned cls = f.cls;
     struct tls_cache *e = my_cache_enter(h);
     if (CARVE_UNLIKELY(e == NULL)) {
         return 0;
@@ -628,7 +639,7 @@ int tcache_free_slow(carve_heap *h, void *p, struct freed_slot f)
             return 0;
         }
     }
-    cache_push(c, cls, p, f.s, f.mark);
+    cache_push(c, cls, p, s, mark);
     cache_leave(c, e->tag);
     return 1;
 }
@@ -666,9 +677,7 @@ void *tcache_solo_refill(carve_heap *h, unsigned cls)
     ref got[TCACHE_BATCH];
     n = take_slots(h, cls, got, TCACHE_BATCH);
     if (n == 0 || (c = solo_cache(h))->count[cls] != 0) {
-        for (unsigned k = 0; k < n; k++) {
-            give_back(h, got[k]); /* making a run drained the cache: start over */
-        }
+        give_back_many(h, got, n); /* making a run drained the cache: start over */
         return NULL;
     }
     for (unsigned k = 0; k < n; k++) {
@@ -678,19 +687,17 @@ void *tcache_solo_refill(carve_heap *h, unsigned cls)
     return hand_out(h, c, cls, n);
 }
 
-/* Class f.cls of the solo cache is full: its oldest batch goes back. */
-int tcache_solo_flush(carve_heap *h, void *p, struct freed_slot f)
+/* Class cls of the solo cache is full: its oldest batch goes back. */
+int tcache_solo_flush(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark)
 {
     struct tcache *c = solo_cache(h);
-    if (c->count[f.cls] >= TCACHE_CAP) {
+    if (c->count[cls] >= TCACHE_CAP) {
         ref out[TCACHE_BATCH];
-        unsigned n = cache_take_oldest(c, f.cls, out);
+        unsigned n = cache_take_oldest(c, cls, out);
         cache_fold(h, c);
-        for (unsigned k = 0; k < n; k++) {
-            give_back(h, out[k]);
-        }
+        give_back_many(h, out, n);
         c = solo_cache(h);
     }
-    cache_push(c, f.cls, p, f.s, f.mark);
+    cache_push(c, cls, p, s, mark);
     return 1;
 }

@@ -193,9 +193,9 @@ CARVE_INLINE int cacheable_slot(const carve_heap *h, const void *p, struct freed
 /* The slow paths (threads.c): the same calls when the front entry or the
  * class cannot serve at once (a refill or a flush under the heap's lock). */
 void *tcache_alloc_slow(carve_heap *h, unsigned cls);
-int tcache_free_slow(carve_heap *h, void *p, struct freed_slot f);
+int tcache_free_slow(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark);
 void *tcache_solo_refill(carve_heap *h, unsigned cls);
-int tcache_solo_flush(carve_heap *h, void *p, struct freed_slot f);
+int tcache_solo_flush(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark);
 
 /* A slot for size (1..SMALL_MAX) bytes from this thread's cache, or NULL
  * (the caller takes the locked path). */
@@ -237,21 +237,43 @@ CARVE_INLINE int tcache_free(carve_heap *h, void *p)
         }
         cache_leave(c, tag);
     }
-    return tcache_free_slow(h, p, f);
+    return tcache_free_slow(h, p, f.s, f.cls, f.mark);
 }
 
 /* The same for a heap without a lock (one thread at a time): record 0 is
  * the heap's one cache (a drain frees it: tag 0), and a refill or flush
- * needs no lock. */
+ * needs no lock.  tcache_solo_pop is the pop alone: NULL when the class is
+ * empty or the record was freed, and the caller then calls
+ * tcache_solo_alloc, which refills. */
+CARVE_INLINE void *tcache_solo_pop(carve_heap *h, unsigned cls)
+{
+    struct tcache *c = cache_at(h, h->tcaches);
+    unsigned n = c->count[cls];
+    /* n - 1 wraps for 0: one comparison rules out an empty class and a
+     * damaged count. */
+    if (CARVE_LIKELY(n - 1u < TCACHE_CAP && c->tag != 0)) {
+        return hand_out(h, c, cls, n);
+    }
+    return NULL;
+}
+
 CARVE_INLINE void *tcache_solo_alloc(carve_heap *h, size_t size)
 {
     unsigned cls = small_class_of(size);
+    void *p = tcache_solo_pop(h, cls);
+    return CARVE_LIKELY(p != NULL) ? p : tcache_solo_refill(h, cls);
+}
+
+/* Pushes live slot p (f: what cacheable_slot found) into the solo cache;
+ * 1 (as tcache_solo_free). */
+CARVE_INLINE int tcache_solo_push(carve_heap *h, void *p, struct freed_slot f)
+{
     struct tcache *c = cache_at(h, h->tcaches);
-    unsigned n = c->count[cls];
-    if (CARVE_LIKELY(c->tag != 0 && n - 1u < TCACHE_CAP)) {
-        return hand_out(h, c, cls, n);
+    if (CARVE_LIKELY(c->tag != 0 && c->count[f.cls] < TCACHE_CAP)) {
+        cache_push(c, f.cls, p, f.s, f.mark);
+        return 1;
     }
-    return tcache_solo_refill(h, cls);
+    return tcache_solo_flush(h, p, f.s, f.cls, f.mark);
 }
 
 CARVE_INLINE int tcache_solo_free(carve_heap *h, void *p)
@@ -261,12 +283,7 @@ CARVE_INLINE int tcache_solo_free(carve_heap *h, void *p)
     if (CARVE_UNLIKELY(st <= 0)) {
         return st;
     }
-    struct tcache *c = cache_at(h, h->tcaches);
-    if (CARVE_LIKELY(c->tag != 0 && c->count[f.cls] < TCACHE_CAP)) {
-        cache_push(c, f.cls, p, f.s, f.mark);
-        return 1;
-    }
-    return tcache_solo_flush(h, p, f);
+    return tcache_solo_push(h, p, f);
 }
 
 /* Whether slot p (small_owns) is marked as sitting in a cache: the locked

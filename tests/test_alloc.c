@@ -686,6 +686,75 @@ static void test_coalescing(void **state)
     }
 }
 
+/* Which free block a request of `need` block bytes may take, from a walk:
+ * the lowest-addressed that fits (FIRST_FIT's choice) and the smallest
+ * that fits, the lowest-addressed of equals (BEST_FIT's). */
+typedef struct fit_probe {
+    size_t need;
+    int any;
+    size_t first_off;
+    size_t best_off, best_size;
+} fit_probe;
+
+static int visit_fit(const carve_block *b, void *ctx)
+{
+    fit_probe *f = ctx;
+    if (b->kind != CARVE_BLOCK_FREE || b->size < f->need)
+        return 0;
+    if (!f->any) {
+        f->any = 1;
+        f->first_off = b->offset;
+        f->best_off = b->offset;
+        f->best_size = b->size;
+    } else if (b->size < f->best_size) {
+        f->best_off = b->offset;
+        f->best_size = b->size;
+    }
+    return 0;
+}
+
+/* FIRST_FIT hands out the lowest-addressed free block that fits and
+ * BEST_FIT the smallest (lowest address on ties), whatever shortcuts
+ * their searches take: every allocation of a random churn is checked
+ * against a walk of the heap just before it. */
+static void test_policy_picks_the_documented_block(void **state)
+{
+    (void)state;
+    const carve_policy policies[] = {CARVE_FIRST_FIT, CARVE_BEST_FIT};
+    for (size_t pi = 0; pi < 2; pi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, HEAP_SIZE, policies[pi], CARVE_NO_RUNS);
+        void *live[96] = {NULL};
+        tu_rng rng;
+        tu_rng_seed(&rng, 0x5eedu + pi);
+        for (unsigned step = 0; step < 6000; step++) {
+            size_t k = (size_t)tu_rng_below(&rng, 96);
+            if (live[k] != NULL) {
+                ASSERT_STATUS(carve_free(h, live[k]), CARVE_OK);
+                live[k] = NULL;
+                continue;
+            }
+            size_t n = tu_rng_log_uniform(&rng, 4, 12);
+            fit_probe f = {tu_block_size(n), 0, 0, 0, 0};
+            assert_int_equal(carve_walk(h, visit_fit, &f), 0);
+            void *p = carve_alloc(h, n);
+            if (!f.any) {
+                assert_null(p); /* no free block fits: nothing else could serve it */
+                continue;
+            }
+            size_t off = policies[pi] == CARVE_FIRST_FIT ? f.first_off : f.best_off;
+            unsigned char *want = (unsigned char *)h + off + CARVE_BLOCK_OVERHEAD;
+            if ((unsigned char *)p != want)
+                fail_msg("%s, step %u: %zu bytes went to %p, not to the block at offset %zu (%p)",
+                         policies[pi] == CARVE_FIRST_FIT ? "FIRST_FIT" : "BEST_FIT", step, n, p,
+                         off, (void *)want);
+            live[k] = p;
+        }
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_free_all_restores_fresh),
         cmocka_unit_test(test_stats_counters),
         cmocka_unit_test(test_coalescing),
+        cmocka_unit_test(test_policy_picks_the_documented_block),
     };
     UH_RUN_GROUP("alloc", tests);
 }
