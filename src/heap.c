@@ -552,6 +552,27 @@ static bool quarantine_if_damaged(carve_heap *h, ref b, uint64_t g)
 
 /* ---- allocation ---------------------------------------------------------------- */
 
+/* Validates b, a free block of at least g granules that a search found, and
+ * takes it out of the index (*bg: its size).  1: taken; 0: it failed a
+ * check (errno EIO, nothing changed); -1: its poison was damaged, so it was
+ * quarantined and the caller searches again. */
+static int take_found_block(carve_heap *h, ref b, uint64_t g, uint64_t *bg)
+{
+    hword w;
+    if (!block_read(h, b, &w) || !hdr_is_free(w) || hdr_granules(w) < g ||
+        !list_links_valid(h, b, class_of(hdr_granules(w)))) {
+        errno = CARVE_ERRNO_CORRUPT;
+        return 0;
+    }
+    *bg = hdr_granules(w);
+    index_remove(h, b, *bg);
+    if ((h->flags & CARVE_POISON) && !block_poison_intact(h, b, *bg)) {
+        quarantine(h, b, *bg);
+        return -1;
+    }
+    return 1;
+}
+
 /* Finds, validates and removes from the index a free block of at least g
  * granules.  Returns 0 and sets errno (ENOMEM, or EIO for metadata that
  * failed a check) when there is none. */
@@ -560,23 +581,14 @@ static ref claim_free_block(carve_heap *h, uint64_t g, uint64_t *bg)
     for (;;) {
         bool corrupt = false;
         ref b = index_find(h, g, &corrupt);
-        hword w;
         if (b == 0) {
             errno = corrupt ? CARVE_ERRNO_CORRUPT : ENOMEM;
             return 0;
         }
-        if (!block_read(h, b, &w) || !hdr_is_free(w) || hdr_granules(w) < g ||
-            !list_links_valid(h, b, class_of(hdr_granules(w)))) {
-            errno = CARVE_ERRNO_CORRUPT;
-            return 0;
+        int taken = take_found_block(h, b, g, bg);
+        if (taken >= 0) {
+            return taken ? b : 0;
         }
-        *bg = hdr_granules(w);
-        index_remove(h, b, *bg);
-        if ((h->flags & CARVE_POISON) && !block_poison_intact(h, b, *bg)) {
-            quarantine(h, b, *bg);
-            continue;
-        }
-        return b;
     }
 }
 
@@ -680,33 +692,68 @@ static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, ui
     return carve_out(h, a, bg - lead_g, g, kind, lead_g != 0) ? a : 0;
 }
 
-/* Whether the index holds a free block under 256 bytes (the exact-size
- * classes of the first level) that fits g granules. */
-static bool small_fragment_fits(const carve_heap *h, uint64_t g)
+/* Whether the index holds a fragment (small.h) of exactly g granules.  The
+ * classes of fewer than 2 * SL_COUNT granules are exact, one size each. */
+static bool fragment_is_free(const carve_heap *h, uint64_t g)
 {
-    return g < SL_COUNT && class_first_nonempty(h, class_of(g)) < SL_COUNT;
+    return g <= FRAGMENT_GRANULES && g / SL_COUNT < h->fl_count &&
+           ((h->sl_bitmap[g / SL_COUNT] >> (g % SL_COUNT)) & 1u);
 }
 
 bool heap_fragment_serves(const carve_heap *h, unsigned cls)
 {
-    uint64_t g;
-    return request_granules(h, (size_t)slot_size_of(cls), &g) && small_fragment_fits(h, g);
+    /* The class's requests need blocks of cls + 1 or cls + 2 granules; the
+     * first is also what makes small_take decline, so a cache's refill
+     * that small_take declined always ends here, never in a new run. */
+    return fragment_as_cheap_as_slot(h, cls) || fragment_is_free(h, cls + 2u);
 }
 
-/* A small request: the current run's next slot; else a small fragment of the
- * general heap (see small.h); else a slot of a refilled run.  NULL sends the
- * request to the general heap. */
+/* The fragment of exactly g granules at the head of its class, made a live
+ * raw block; NULL when it fails a check (the general path then meets the
+ * damage and reports it).  Taken whatever the policy: any fitting block
+ * of another size would be split or leave bytes unused. */
+static void *alloc_fragment(carve_heap *h, uint64_t g)
+{
+    ref b = h->heads[class_of(g)];
+    uint64_t bg;
+    if (b == 0 || take_found_block(h, b, g, &bg) <= 0) {
+        return NULL;
+    }
+    return carve_out(h, b, bg, g, KIND_RAW, false) ? block_payload(h, b) : NULL;
+}
+
+/* A small request (see small.h, "Fragments"): a fragment of exactly its
+ * block's size when that costs no more than a slot; else a slot of the
+ * current run; else such a fragment at 16 bytes more; else a slot of a
+ * refilled run.  NULL sends the request to the general heap. */
 static void *alloc_small(carve_heap *h, size_t size)
 {
     void *p = small_alloc(h, size);
     if (CARVE_LIKELY(p != NULL)) {
         return p;
     }
+    unsigned cls = small_class_of(size);
     uint64_t g;
-    if (request_granules(h, size, &g) && small_fragment_fits(h, g)) {
+    if (!request_granules(h, size, &g)) {
         return NULL;
     }
-    return small_refill(h, small_class_of(size)) ? small_alloc(h, size) : NULL;
+    bool fragment = fragment_is_free(h, g);
+    bool declined = small_declines(h, cls);
+    if (fragment && bytes_of(g) == slot_size_of(cls)) {
+        small_note_decline(h, cls, false);
+        return alloc_fragment(h, g);
+    }
+    if (declined) {
+        small_note_decline(h, cls, true);
+    }
+    p = small_alloc_any(h, size);
+    if (p == NULL && fragment) {
+        return alloc_fragment(h, g);
+    }
+    if (p == NULL && small_refill(h, cls)) {
+        p = small_alloc_any(h, size);
+    }
+    return p;
 }
 
 /* A general block of g granules for a raw request; when the index has no

@@ -36,9 +36,9 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want);
  * movable blocks and enough free bytes in the index. */
 bool heap_compaction_could_help(const carve_heap *h, uint64_t g);
 
-/* Whether a free general block under 256 bytes could hold a slot of class
- * cls: small requests use such fragments before a run moves on (small.h),
- * and so does a cache's refill. */
+/* Whether a fragment (small.h) is free that some request of class cls
+ * would take: small requests use them before a run moves on, and a cache's
+ * refill then leaves the request to the heap. */
 bool heap_fragment_serves(const carve_heap *h, unsigned cls);
 
 #endif /* CARVE_HEAP_H */

@@ -94,7 +94,7 @@ static ref run_create(carve_heap *h, unsigned cls)
     run->cls = (uint16_t)cls;
     run->nfree = (uint16_t)nslots;
     run->hint = 0;
-    run->unused = 0;
+    run->declines = 0;
     run->next = run->prev = 0;
     for (unsigned w = 0; w < words; w++) {
         word_store(&run->live[w], 0);
@@ -132,6 +132,10 @@ ref small_refill(carve_heap *h, unsigned cls)
     } else {
         r = run_create(h, cls);
     }
+    /* The count of refusals for nothing belongs to the class: it carries
+     * over, and only a fragment taken resets it (small.h). */
+    ref old = h->small[cls].current;
+    run_at(h, r)->declines = run_is_trusted(h, old, cls) ? run_at(h, old)->declines : 0u;
     /* The old current run is full and stays in no list until a slot of it
      * is freed. */
     h->small[cls].current = r;
@@ -160,6 +164,9 @@ unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n)
         return 0; /* none, or damaged (carve_check reports it) */
     }
     struct run *run = run_at(h, r);
+    if (run->nfree != 0 && run_declines(h, run, cls)) {
+        return 0; /* the request goes to the heap, which knows its size */
+    }
     unsigned words = run_words[cls];
     unsigned nslots = run_nslots[cls];
     ref first = r + run_slot0[cls];
@@ -209,9 +216,9 @@ void *small_alloc_larger(carve_heap *h, size_t size)
             continue;
         }
         size_t slot = (size_t)slot_size_of(cls);
-        void *p = small_alloc(h, slot);
+        void *p = small_alloc_any(h, slot);
         if (!p && h->small[cls].partial && small_refill(h, cls)) {
-            p = small_alloc(h, slot);
+            p = small_alloc_any(h, slot);
         }
         if (p) {
             return p;

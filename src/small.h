@@ -20,13 +20,27 @@
  * back whenever the general heap runs short or statistics are read, so the
  * contract's promises about largest_free stay exact.
  *
- * When a class's current run is used up, a free general block smaller than
- * 256 bytes that holds the request is taken first: no general request is
- * that small, so without this such fragments (left by splitting) would be
- * dead space.  Only then does the class take a partial run or make a new
- * one.  When no run can be made (the general heap has no aligned 8 KiB
- * window), the request falls back to the general heap, so runs never make
- * an allocation fail that the general heap could serve.
+ * Fragments.  A free general block of at most FRAGMENT_GRANULES (272
+ * bytes) fits no general request but 257..264-byte ones, so without small
+ * requests it would be dead space until a neighbour is freed; splitting
+ * leaves many.  A small request takes one only when its general block is
+ * exactly the fragment's size (a fragment is never split: that would only
+ * leave a smaller one), and then:
+ *   - at once, ahead of the current run, when that costs no more bytes than
+ *     a slot (a request whose size is 1..8 more than a multiple of 16: its
+ *     header fits in the slot's rounding); small_take() declines to hand
+ *     out a slot while such a fragment exists, so the request reaches the
+ *     heap (thread caches refill through small_take_many, which declines
+ *     the same way), unless it has
+ *     declined RUN_DECLINE_LIMIT times in a row for nothing (requests the
+ *     fragment did not fit) since the class last took a fragment;
+ *   - otherwise (16 bytes more than a slot) only when the current run is
+ *     used up, before a partial run or a new one.
+ * With these rules W4 fill (bench/README.md) went from 0.977 to 0.981 of
+ * the buffer (GOOD_FIT), where any fitting fragment before a new run gave
+ * 0.977, and no fragments at all 0.968.  When no run can be made (the general heap has no aligned
+ * 8 KiB window), the request falls back to the general heap, so runs never
+ * make an allocation fail that the general heap could serve.
  *
  * Invariants (checked by carve_check):
  *   - a page's bit is set iff a run's payload starts there;
@@ -53,13 +67,14 @@
 #define RUN_HEAD_OFFSET 16u
 
 struct run {
-    uint64_t tag;   /* run_tag(): validates the header */
-    uint16_t cls;   /* slot size = 16 * (cls + 1); the geometry tables below */
-    uint16_t nfree; /* slots not live */
-    uint16_t hint;  /* no live-bitmap word before this one has a free bit */
-    uint16_t unused;
-    ref next, prev;  /* the class's partial list */
-    uint64_t live[]; /* bit i set: slot i is live (bits past the last slot are set) */
+    uint64_t tag;      /* run_tag(): validates the header */
+    uint16_t cls;      /* slot size = 16 * (cls + 1); the geometry tables below */
+    uint16_t nfree;    /* slots not live */
+    uint16_t hint;     /* no live-bitmap word before this one has a free bit */
+    uint16_t declines; /* when current: the class's refusals for nothing in a
+                          row (see "Fragments" above) */
+    ref next, prev;    /* the class's partial list */
+    uint64_t live[];   /* bit i set: slot i is live (bits past the last slot are set) */
 };
 
 /* Geometry of a run of each class: the header and bitmap come first,
@@ -182,16 +197,50 @@ void small_free_transition(carve_heap *h, ref r, unsigned cls);
 
 /* ---- the fast paths ---------------------------------------------------------------- */
 
+/* The largest fragment, in granules: the general block of a SMALL_MAX
+ * request. */
+#define FRAGMENT_GRANULES ((SMALL_MAX + HDR_SIZE + GRANULE - 1u) >> GRANULE_SHIFT)
+
+/* Whether the free index holds a block of exactly cls + 1 granules: the
+ * general block of a request of class cls whose size is 1..8 more than a
+ * multiple of 16, which then costs no more than its slot.  (For class 0
+ * that is one granule, never a block.)  Bits 0..31 of the class bitmaps are
+ * the exact classes of 0..31 granules. */
+CARVE_INLINE bool fragment_as_cheap_as_slot(const carve_heap *h, unsigned cls)
+{
+    uint32_t exact = (uint32_t)h->sl_bitmap[0] | ((uint32_t)h->sl_bitmap[1] << SL_COUNT);
+    return (exact >> (cls + 1u)) & 1u;
+}
+
+/* How many times in a row a class may send a request to the heap for a
+ * fragment that the request then cannot use (its size is in the other half
+ * of the class).  This bounds what a program pays whose requests of a class
+ * all have such sizes: without it, a fragment nobody takes would send every
+ * one of them past the thread cache, one at a time. */
+#define RUN_DECLINE_LIMIT 16u
+
+/* Whether run (the current run of cls, trusted, with a free slot) declines
+ * to hand out a slot: a fragment as cheap as a slot is free and the class
+ * has not yet declined RUN_DECLINE_LIMIT times in a row for nothing. */
+CARVE_INLINE bool run_declines(const carve_heap *h, const struct run *run, unsigned cls)
+{
+    return CARVE_UNLIKELY(fragment_as_cheap_as_slot(h, cls)) && run->declines < RUN_DECLINE_LIMIT;
+}
+
 /* A slot of class cls from the class's current run, not yet counted as the
- * user's (a thread cache takes slots this way); NULL when it has none (the
- * caller then refills or falls back). */
-CARVE_INLINE void *small_take(carve_heap *h, unsigned cls)
+ * user's; NULL when it has none (the caller then refills or falls back), or
+ * when may_decline and the run declines (run_declines): the caller then
+ * goes to the heap, which knows the request's size (see "Fragments"). */
+CARVE_INLINE void *small_take_slot(carve_heap *h, unsigned cls, bool may_decline)
 {
     ref r = h->small[cls].current;
     if (CARVE_UNLIKELY(!run_is_trusted(h, r, cls) || run_at(h, r)->nfree == 0)) {
         return NULL; /* none, used up, or damaged (carve_check reports it) */
     }
     struct run *run = run_at(h, r);
+    if (may_decline && run_declines(h, run, cls)) {
+        return NULL;
+    }
     unsigned words = run_words[cls];
     unsigned w = run->hint;
     while (w < words && run->live[w] == ~UINT64_C(0)) {
@@ -214,16 +263,60 @@ CARVE_INLINE void *small_take(carve_heap *h, unsigned cls)
 /* Up to n slots of class cls from the class's current run (offsets into
  * out, in address order), not yet counted as the user's: small_take n
  * times, but each bitmap word is read and written once.  Returns how many
- * (0 as small_take's NULL). */
+ * (0 as small_take's NULL, including when the run declines). */
 unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n);
 
-/* A slot for size bytes (1..SMALL_MAX), counted as the user's; NULL as
- * small_take. */
+/* A slot that may be declined: how thread caches and small requests take
+ * slots. */
+CARVE_INLINE void *small_take(carve_heap *h, unsigned cls)
+{
+    return small_take_slot(h, cls, true);
+}
+
+/* A slot even while a fragment would serve part of the class. */
+CARVE_INLINE void *small_take_any(carve_heap *h, unsigned cls)
+{
+    return small_take_slot(h, cls, false);
+}
+
+/* Whether small_take declines for class cls now. */
+CARVE_INLINE bool small_declines(const carve_heap *h, unsigned cls)
+{
+    ref r = h->small[cls].current;
+    return run_is_trusted(h, r, cls) && run_at(h, r)->nfree != 0 &&
+           run_declines(h, run_at(h, r), cls);
+}
+
+/* What became of a request of class cls that small_take declined: wasted
+ * when it could not use the fragment after all.  The count belongs to the
+ * class (small_refill carries it to the next current run); only a
+ * fragment taken resets it. */
+CARVE_INLINE void small_note_decline(carve_heap *h, unsigned cls, bool wasted)
+{
+    ref r = h->small[cls].current;
+    if (run_is_trusted(h, r, cls)) {
+        struct run *run = run_at(h, r);
+        run->declines = wasted ? (uint16_t)(run->declines + 1u) : 0u;
+    }
+}
+
+/* A slot for size bytes (1..SMALL_MAX) from small_take (any: from
+ * small_take_any), counted as the user's; NULL as they return it. */
 CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
 {
     unsigned cls = small_class_of(size);
     void *p = small_take(h, cls);
     if (CARVE_LIKELY(p != NULL)) {
+        count_slot(h, cls, true);
+    }
+    return p;
+}
+
+CARVE_INLINE void *small_alloc_any(carve_heap *h, size_t size)
+{
+    unsigned cls = small_class_of(size);
+    void *p = small_take_any(h, cls);
+    if (p != NULL) {
         count_slot(h, cls, true);
     }
     return p;

@@ -108,9 +108,11 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
 static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n)
 {
     unsigned got = small_take_many(h, cls, out, n);
-    /* The class's run is used up: as for a request without a cache, a
-     * small fragment of the general heap comes before another run (the
-     * caller's locked path takes it), or it would be dead space. */
+    /* Nothing taken: the class's run is used up, or it declined because a
+     * fragment of the general heap would serve (small.h, "Fragments").  As
+     * for a request without a cache, such a fragment comes before another
+     * run: the caller's locked path, which knows the request's size,
+     * decides. */
     if (got == 0 && !heap_fragment_serves(h, cls) && small_refill(h, cls)) {
         got = small_take_many(h, cls, out, n);
     }
