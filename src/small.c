@@ -121,64 +121,6 @@ static void run_destroy(carve_heap *h, ref r, unsigned cls)
     heap_release_run_block(h, r - HDR_SIZE);
 }
 
-/* Puts run r, which stopped being its class's current, where a run of its
- * fill belongs: in the partial list with free slots, back to the general
- * heap when empty, in no list when full. */
-static void run_park(carve_heap *h, unsigned cls, ref r)
-{
-    struct run *run = run_at(h, r);
-    if (run->nfree == run_nslots[cls]) {
-        run_destroy(h, r, cls);
-    } else if (run->nfree != 0) {
-        partial_push(h, cls, r);
-    }
-}
-
-/* Makes run r (trusted, in no list) its class's current, parking the old
- * current; the count of refusals carries over as in small_refill. */
-static void run_make_current(carve_heap *h, unsigned cls, ref r)
-{
-    ref old = h->small[cls].current;
-    bool had = old != r && run_is_trusted(h, old, cls);
-    if (had) {
-        run_at(h, r)->declines = run_at(h, old)->declines;
-    }
-    h->small[cls].current = r;
-    if (had) {
-        run_park(h, cls, old);
-    }
-}
-
-bool small_prefer(carve_heap *h, unsigned cls, ref want)
-{
-    ref cur = h->small[cls].current;
-    if (want != 0 && want == cur) {
-        return true;
-    }
-    if (want != 0 && run_offset_plausible(h, want) && page_is_run(h, want) &&
-        run_is_valid(h, want, cls) && run_at(h, want)->nfree != 0) {
-        partial_unlink(h, cls, want); /* not current, with free slots: it is in the list */
-        run_make_current(h, cls, want);
-        return true;
-    }
-    if (!run_is_trusted(h, cur, cls)) {
-        return false; /* no current run: the caller's refill makes one */
-    }
-    /* want is used up or gone: a run of the caller's own rather than the
-     * current one, which another cache is probably taking from. */
-    ref r = h->small[cls].partial;
-    if (r) {
-        if (!run_is_trusted(h, r, cls) || run_at(h, r)->nfree == 0) {
-            return false; /* damaged: carve_check reports it */
-        }
-        partial_unlink(h, cls, r);
-    } else if ((r = run_create(h, cls)) == 0) {
-        return false;
-    }
-    run_make_current(h, cls, r);
-    return true;
-}
-
 ref small_refill(carve_heap *h, unsigned cls)
 {
     ref r = h->small[cls].partial;

@@ -192,15 +192,6 @@ CARVE_INLINE void count_slot(carve_heap *h, unsigned cls, bool allocated)
 /* Makes a run with a free slot current for cls and returns it; 0 when none
  * can be had. */
 ref small_refill(carve_heap *h, unsigned cls);
-
-/* Thread caches keep to runs of their own, so that two threads do not
- * write the same run headers and bitmaps (each frees mostly what it
- * allocated): makes run want, the one a cache last took slots from, the
- * class's current again when it still has free slots; when it has none
- * (or is gone, or want is 0), a partial or new run rather than the current
- * one, which another cache is probably taking from.  The old current is
- * parked where its fill belongs.  False when nothing changed. */
-bool small_prefer(carve_heap *h, unsigned cls, ref want);
 /* After a free made run r of cls go from full to one free slot, or empty. */
 void small_free_transition(carve_heap *h, ref r, unsigned cls);
 

@@ -104,14 +104,9 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
     }
 }
 
-/* Takes up to n free slots of class cls from the runs into out; own (or
- * NULL) is the run the cache prefers (small_prefer), updated to the run the
- * slots came from. */
-static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n, ref *own)
+/* Takes up to n free slots of class cls from the runs into out. */
+static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n)
 {
-    if (own != NULL) {
-        (void)small_prefer(h, cls, *own);
-    }
     unsigned got = small_take_many(h, cls, out, n);
     /* Nothing taken: the class's run is used up, or it declined because a
      * fragment of the general heap would serve (small.h, "Fragments").  As
@@ -120,9 +115,6 @@ static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n, re
      * decides. */
     if (got == 0 && !heap_fragment_serves(h, cls) && small_refill(h, cls)) {
         got = small_take_many(h, cls, out, n);
-    }
-    if (own != NULL) {
-        *own = h->small[cls].current;
     }
     return got;
 }
@@ -474,7 +466,6 @@ static bool cache_create(carve_heap *h, struct tls_cache *e)
         c->pid = (uint32_t)getpid();
         c->tag = cache_tag(h, off, h->tcache_serial++);
         atomic_store_explicit(&c->state, c->tag, memory_order_release);
-        memset(e->run, 0, sizeof e->run);
         e->h = h;
         e->salt = h->salt;
         e->c = off;
@@ -551,7 +542,7 @@ static struct tcache *refill(carve_heap *h, struct tls_cache *e, unsigned cls)
     ref got[TCACHE_BATCH];
     heap_enter(h);
     /* Taken before the cache is entered: making a run may drain caches. */
-    unsigned n = take_slots(h, cls, got, TCACHE_BATCH, &e->run[cls]);
+    unsigned n = take_slots(h, cls, got, TCACHE_BATCH);
     struct tcache *c = cache_at(h, e->c);
     if (!cache_enter(c, e->tag)) {
         give_back_many(h, got, n);
@@ -686,7 +677,7 @@ void *tcache_solo_refill(carve_heap *h, unsigned cls)
                                : NULL; /* damaged: carve_check reports it */
     }
     ref got[TCACHE_BATCH];
-    n = take_slots(h, cls, got, TCACHE_BATCH, NULL);
+    n = take_slots(h, cls, got, TCACHE_BATCH);
     if (n == 0 || (c = solo_cache(h))->count[cls] != 0) {
         give_back_many(h, got, n); /* making a run drained the cache: start over */
         return NULL;

@@ -94,7 +94,6 @@ struct tls_cache {
     uint64_t salt; /* h->salt when the cache was made: another heap at h differs */
     ref c;
     uint64_t tag;
-    ref run[SMALL_CLASSES]; /* per class, the run this thread's refills prefer (small_prefer) */
 };
 extern CARVE_THREAD_LOCAL struct tls_cache tcache_mine[TCACHE_PER_THREAD];
 
