@@ -221,13 +221,14 @@ int check_unlocked(carve_heap *h)
     if (!tcache_sums(h, &cached)) {
         return CARVE_ERR_CORRUPT;
     }
-    bool counters_agree = t.used == h->used_bytes && t.free == h->free_bytes &&
-                          t.live == h->live_blocks && t.free_blocks == h->free_blocks &&
-                          t.quarantined == h->quarantined_blocks && t.slots.runs == h->runs &&
-                          t.slots.slots == h->run_slots &&
-                          t.slots.live_slots == h->slot_allocs - h->slot_frees + cached.slots &&
-                          t.slots.free_slot_bytes == h->used_bytes - h->used_public - cached.bytes;
-    if (h->runs_on ? !small_lists_are_sound(h, &t.slots) : t.slots.runs != 0) {
+    bool counters_agree =
+        t.used == h->used_bytes && t.free == h->free_bytes && t.live == h->live_blocks &&
+        t.free_blocks == h->free_blocks && t.quarantined == h->quarantined_blocks &&
+        t.slots.runs == h->runs && t.slots.slots == h->run_slots &&
+        t.slots.live_slots == h->slot_allocs - h->slot_frees + cached.slots &&
+        t.slots.free_slot_bytes == h->used_bytes - h->used_public - cached.bytes &&
+        t.slots.own == cached.own;
+    if (h->runs_on ? !small_lists_are_sound(h, &t.slots, cached.listed) : t.slots.runs != 0) {
         return CARVE_ERR_CORRUPT;
     }
     if (!handles_are_sound(h, t.handle_blocks, t.table_blocks)) {

@@ -697,7 +697,7 @@ static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, ui
 static bool fragment_is_free(const carve_heap *h, uint64_t g)
 {
     return g <= FRAGMENT_GRANULES && g / SL_COUNT < h->fl_count &&
-           ((h->sl_bitmap[g / SL_COUNT] >> (g % SL_COUNT)) & 1u);
+           (((unsigned)h->sl_bitmap[g / SL_COUNT] >> (g % SL_COUNT)) & 1u);
 }
 
 bool heap_fragment_serves(const carve_heap *h, unsigned cls)

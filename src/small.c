@@ -37,10 +37,10 @@ static bool partial_neighbour_ok(const carve_heap *h, unsigned cls, ref n)
     return n == 0 || run_is_trusted(h, n, cls);
 }
 
-static void partial_push(carve_heap *h, unsigned cls, ref r)
+static void partial_push(carve_heap *h, unsigned cls, ref *list, ref r)
 {
     struct run *run = run_at(h, r);
-    ref head = h->small[cls].partial;
+    ref head = *list;
     if (!partial_neighbour_ok(h, cls, head) || (head && run_at(h, head)->prev != 0)) {
         head = 0;
     }
@@ -49,10 +49,10 @@ static void partial_push(carve_heap *h, unsigned cls, ref r)
     if (head) {
         run_at(h, head)->prev = r;
     }
-    h->small[cls].partial = r;
+    *list = r;
 }
 
-static void partial_unlink(carve_heap *h, unsigned cls, ref r)
+static void partial_unlink(carve_heap *h, unsigned cls, ref *list, ref r)
 {
     struct run *run = run_at(h, r);
     ref next = run->next;
@@ -68,10 +68,24 @@ static void partial_unlink(carve_heap *h, unsigned cls, ref r)
     }
     if (prev) {
         run_at(h, prev)->next = next;
-    } else if (h->small[cls].partial == r) {
-        h->small[cls].partial = next;
+    } else if (*list == r) {
+        *list = next;
     }
     run->next = run->prev = 0;
+}
+
+/* The partial list run r belongs in: its owner's while that cache is in
+ * use, else the class's (and then it has no owner). */
+static ref *list_of(carve_heap *h, unsigned cls, struct run *run)
+{
+    if (run->owner != 0) {
+        ref *mine = tcache_partial_head(h, run->owner - 1u, cls);
+        if (mine != NULL) {
+            return mine;
+        }
+        run->owner = 0;
+    }
+    return &h->small[cls].partial;
 }
 
 /* ---- making and unmaking runs ---------------------------------------------------------- */
@@ -95,6 +109,8 @@ static ref run_create(carve_heap *h, unsigned cls)
     run->nfree = (uint16_t)nslots;
     run->hint = 0;
     run->declines = 0;
+    run->owner = 0;
+    run->own = 0;
     run->next = run->prev = 0;
     for (unsigned w = 0; w < words; w++) {
         word_store(&run->live[w], 0);
@@ -128,14 +144,16 @@ ref small_refill(carve_heap *h, unsigned cls)
         if (!run_is_trusted(h, r, cls) || run_at(h, r)->nfree == 0) {
             return 0; /* damaged: carve_check reports it; the caller falls back */
         }
-        partial_unlink(h, cls, r);
+        partial_unlink(h, cls, &h->small[cls].partial, r);
     } else {
         r = run_create(h, cls);
     }
     /* The count of refusals for nothing belongs to the class: it carries
      * over, and only a fragment taken resets it (small.h). */
     ref old = h->small[cls].current;
-    run_at(h, r)->declines = run_is_trusted(h, old, cls) ? run_at(h, old)->declines : 0u;
+    if (r != 0) { /* 0: no run could be made */
+        run_at(h, r)->declines = run_is_trusted(h, old, cls) ? run_at(h, old)->declines : 0u;
+    }
     /* The old current run is full and stays in no list until a slot of it
      * is freed. */
     h->small[cls].current = r;
@@ -144,29 +162,23 @@ ref small_refill(carve_heap *h, unsigned cls)
 
 void small_free_transition(carve_heap *h, ref r, unsigned cls)
 {
-    if (r == h->small[cls].current) {
-        return; /* the current run is retained, even empty */
-    }
     struct run *run = run_at(h, r);
+    if (r == h->small[cls].current || run->own) {
+        return; /* the current run and runs in use are retained, even empty */
+    }
+    ref *list = list_of(h, cls, run);
     if (run->nfree == 1u) {
-        partial_push(h, cls, r); /* it was full */
+        partial_push(h, cls, list, r); /* it was full */
     }
     if (run->nfree == run_nslots[cls]) {
-        partial_unlink(h, cls, r);
+        partial_unlink(h, cls, list, r);
         run_destroy(h, r, cls);
     }
 }
 
-unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n)
+unsigned small_take_from(carve_heap *h, ref r, unsigned cls, ref *out, unsigned n)
 {
-    ref r = h->small[cls].current;
-    if (!run_is_trusted(h, r, cls)) {
-        return 0; /* none, or damaged (carve_check reports it) */
-    }
     struct run *run = run_at(h, r);
-    if (run->nfree != 0 && run_declines(h, run, cls)) {
-        return 0; /* the request goes to the heap, which knows its size */
-    }
     unsigned words = run_words[cls];
     unsigned nslots = run_nslots[cls];
     ref first = r + run_slot0[cls];
@@ -196,9 +208,122 @@ unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n)
         w++; /* this word is full now: the hint moves past it */
     }
     /* Every word before w is full: the hint's invariant holds. */
-    run->hint = (uint16_t)w;
+    run->hint = (uint8_t)w;
     run->nfree = (uint16_t)(run->nfree - got);
     return got;
+}
+
+unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n)
+{
+    ref r = h->small[cls].current;
+    if (!run_is_trusted(h, r, cls)) {
+        return 0; /* none, or damaged (carve_check reports it) */
+    }
+    const struct run *run = run_at(h, r);
+    if (run->nfree != 0 && run_declines(h, run, cls)) {
+        return 0; /* the request goes to the heap, which knows its size */
+    }
+    return small_take_from(h, r, cls, out, n);
+}
+
+/* ---- runs of a thread's own ------------------------------------------------------------- */
+
+bool small_own_is_valid(const carve_heap *h, ref r, unsigned cls, unsigned owner)
+{
+    return run_offset_plausible(h, r) && page_is_run(h, r) && run_is_valid(h, r, cls) &&
+           run_at(h, r)->own == 1u && run_at(h, r)->owner == owner;
+}
+
+/* Whether list member r can be taken off it: trusted, with free slots. */
+static bool listed_run_ok(const carve_heap *h, ref r, unsigned cls)
+{
+    return run_offset_plausible(h, r) && page_is_run(h, r) && run_is_valid(h, r, cls) &&
+           run_at(h, r)->nfree != 0 && run_at(h, r)->own == 0;
+}
+
+/* Takes the head of list *list off it for an owner; 0 when the list is
+ * empty or its head fails a check (carve_check reports that). */
+static ref own_from_list(carve_heap *h, unsigned cls, ref *list)
+{
+    ref r = *list;
+    if (r == 0 || !listed_run_ok(h, r, cls)) {
+        return 0;
+    }
+    partial_unlink(h, cls, list, r);
+    return r;
+}
+
+ref small_own_next(carve_heap *h, unsigned cls, unsigned owner, ref *mine)
+{
+    ref r = own_from_list(h, cls, mine);
+    ref cur = h->small[cls].current;
+    if (r == 0 && run_is_trusted(h, cur, cls) && run_at(h, cur)->nfree != 0) {
+        /* The class's current run, which nobody owns: taking it keeps a
+         * heap used by one thread as compact as without caches. */
+        h->small[cls].current = 0;
+        r = cur;
+    }
+    if (r == 0 && (r = own_from_list(h, cls, &h->small[cls].partial)) == 0 &&
+        (r = run_create(h, cls)) == 0) {
+        return 0;
+    }
+    struct run *run = run_at(h, r);
+    run->owner = (uint8_t)owner;
+    run->own = 1;
+    return r;
+}
+
+void small_own_done(carve_heap *h, ref r, unsigned cls, ref *mine)
+{
+    struct run *run = run_at(h, r);
+    run->own = 0;
+    if (mine == NULL) {
+        run->owner = 0;
+        mine = &h->small[cls].partial;
+    }
+    if (run->nfree == run_nslots[cls]) {
+        if (mine == &h->small[cls].partial && !run_is_trusted(h, h->small[cls].current, cls)) {
+            h->small[cls].current = r; /* kept, as a class's current run is */
+            run->declines = 0;
+        } else {
+            run_destroy(h, r, cls);
+        }
+    } else if (run->nfree != 0) {
+        partial_push(h, cls, mine, r);
+    }
+}
+
+void small_own_release(carve_heap *h, unsigned cls, ref *mine)
+{
+    /* Bounded by the number of runs, in case the list was damaged. */
+    uint64_t budget = h->runs;
+    for (ref r = *mine; r != 0 && budget-- > 0;) {
+        if (!listed_run_ok(h, r, cls)) {
+            break; /* damaged: the rest stays unlisted; carve_check reports it */
+        }
+        struct run *run = run_at(h, r);
+        ref next = run->next;
+        run->owner = 0;
+        partial_push(h, cls, &h->small[cls].partial, r);
+        r = next;
+    }
+    *mine = 0;
+}
+
+bool small_own_list_is_sound(const carve_heap *h, unsigned cls, ref head, unsigned owner,
+                             uint64_t *count)
+{
+    ref prev = 0;
+    uint64_t budget = h->runs;
+    for (ref r = head; r != 0; r = run_at(h, r)->next) {
+        if (budget-- == 0 || !listed_run_ok(h, r, cls) || run_at(h, r)->owner != owner ||
+            run_at(h, r)->prev != prev || r == h->small[cls].current) {
+            return false;
+        }
+        prev = r;
+        ++*count;
+    }
+    return true;
 }
 
 bool small_class_has_free_slot(const carve_heap *h, unsigned cls)
@@ -290,18 +415,21 @@ bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t)
         return false;
     }
     bool current = h->small[cls].current == r;
-    if (!current && run->nfree == nslots) {
-        return false; /* an empty run that is not current should be gone */
+    bool held = current || run->own != 0;
+    if (run->own > 1u || (current && run->own) || (run->own && run->owner == 0) ||
+        (!held && run->nfree == nslots)) {
+        return false; /* an empty run that is neither current nor in use should be gone */
     }
     t->runs++;
     t->slots += nslots;
     t->live_slots += nslots - run->nfree;
     t->free_slot_bytes += run->nfree * slot_size_of(cls);
-    t->partial += (!current && run->nfree > 0) ? 1u : 0u;
+    t->partial += (!held && run->nfree > 0) ? 1u : 0u;
+    t->own += run->own;
     return true;
 }
 
-bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t)
+bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t, uint64_t owners_listed)
 {
     uint64_t listed = 0;
     for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
@@ -312,7 +440,8 @@ bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t)
         ref prev = 0;
         for (ref r = h->small[cls].partial; r; r = run_at(h, r)->next) {
             if (!run_is_trusted(h, r, cls) || !page_is_run(h, r) || run_at(h, r)->prev != prev ||
-                r == cur || ++listed > t->partial) {
+                r == cur || run_at(h, r)->owner != 0 || run_at(h, r)->own != 0 ||
+                ++listed > t->partial) {
                 return false;
             }
             prev = r;
@@ -322,7 +451,7 @@ bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t)
     for (ref page = 0; page <= (h->arena_end >> RUN_SHIFT); page++) {
         marked += page_is_run(h, page << RUN_SHIFT) ? 1u : 0u;
     }
-    return listed == t->partial && marked == t->runs;
+    return listed + owners_listed == t->partial && marked == t->runs;
 }
 
 int small_walk_run(carve_heap *h, ref b, int (*visit)(const carve_block *b, void *ctx), void *ctx)

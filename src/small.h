@@ -47,8 +47,21 @@
  *   - each run's tag matches its offset and class;
  *   - nfree = nslots - popcount(live bitmap); bitmap bits past nslots are set;
  *   - no word of the live bitmap before hint has a free bit;
- *   - a run is in its class's partial list iff it is not current and
- *     0 < nfree;  no run other than a current one is empty.
+ *   - a run that is neither current nor in use by its owner (own) is in a
+ *     partial list iff 0 < nfree: its owner's when it has one, else the
+ *     class's;  no run other than a current or own one is empty;  no run
+ *     is both current and own;  a run in the class's list has no owner.
+ *
+ * Runs of a thread's own.  With the built-in lock, each thread cache takes
+ * its slots from runs that belong to it (owner): the one in use (own), and
+ * its own partial list of those with free slots, which its flushes fill
+ * (a thread mostly frees what it allocated).  So two threads' blocks do not
+ * share runs, and their cores do not fight over the same cache lines (the
+ * slots themselves, run headers, bitmaps).  A cache whose runs are used up
+ * takes one from the class's list, or a new one.  When a cache is emptied
+ * (a drain), its runs lose their owner and go to the class's list; a full
+ * run keeps its owner number until a slot of it is freed, and then goes to
+ * whichever cache has that number now (or the class's list).
  */
 #ifndef CARVE_SMALL_H
 #define CARVE_SMALL_H
@@ -67,14 +80,17 @@
 #define RUN_HEAD_OFFSET 16u
 
 struct run {
-    uint64_t tag;      /* run_tag(): validates the header */
-    uint16_t cls;      /* slot size = 16 * (cls + 1); the geometry tables below */
-    uint16_t nfree;    /* slots not live */
-    uint16_t hint;     /* no live-bitmap word before this one has a free bit */
-    uint16_t declines; /* when current: the class's refusals for nothing in a
-                          row (see "Fragments" above) */
-    ref next, prev;    /* the class's partial list */
-    uint64_t live[];   /* bit i set: slot i is live (bits past the last slot are set) */
+    uint64_t tag;     /* run_tag(): validates the header */
+    uint16_t cls;     /* slot size = 16 * (cls + 1); the geometry tables below */
+    uint16_t nfree;   /* slots not live */
+    uint8_t hint;     /* no live-bitmap word before this one has a free bit */
+    uint8_t declines; /* when current: the class's refusals for nothing in a
+                         row (see "Fragments" above) */
+    uint8_t owner;    /* 1 + the index of the thread cache it belongs to, or 0
+                         (see "Runs of a thread's own" below) */
+    uint8_t own;      /* 1: its owner's run in use (its slots are taken) */
+    ref next, prev;   /* the partial list it is in: its owner's, or the class's */
+    uint64_t live[];  /* bit i set: slot i is live (bits past the last slot are set) */
 };
 
 /* Geometry of a run of each class: the header and bitmap come first,
@@ -255,7 +271,7 @@ CARVE_INLINE void *small_take_slot(carve_heap *h, unsigned cls, bool may_decline
         return NULL; /* a cleared bit past the last slot: damaged */
     }
     word_store(&run->live[w], run->live[w] | (UINT64_C(1) << bit));
-    run->hint = (uint16_t)w;
+    run->hint = (uint8_t)w;
     run->nfree--;
     return at(h, r + run_slot0[cls] + i * slot_size_of(cls));
 }
@@ -265,6 +281,36 @@ CARVE_INLINE void *small_take_slot(carve_heap *h, unsigned cls, bool may_decline
  * times, but each bitmap word is read and written once.  Returns how many
  * (0 as small_take's NULL, including when the run declines). */
 unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n);
+
+/* ---- runs of a thread's own (threads.c; under the heap's lock) ----------------------- */
+
+/* The same as small_take_many from run r (trusted): never declines. */
+unsigned small_take_from(carve_heap *h, ref r, unsigned cls, ref *out, unsigned n);
+
+/* The partial list head of thread cache k (0-based) for class cls, or NULL
+ * when record k is not in use (threads.c). */
+ref *tcache_partial_head(carve_heap *h, uint64_t k, unsigned cls);
+
+/* Whether r is the run in use of owner (1 + cache index) for class cls. */
+bool small_own_is_valid(const carve_heap *h, ref r, unsigned cls, unsigned owner);
+
+/* The next run for owner (whose partial list is *mine) to use: the head of
+ * its list, else of the class's list, else a new run; 0 when none. */
+ref small_own_next(carve_heap *h, unsigned cls, unsigned owner, ref *mine);
+
+/* Run r (small_own_is_valid) stops being in use: into *mine with free
+ * slots (NULL: it loses its owner and goes to the class's list), back to
+ * the general heap when empty, in no list when full. */
+void small_own_done(carve_heap *h, ref r, unsigned cls, ref *mine);
+
+/* Every run of list *mine loses its owner and goes to the class's list. */
+void small_own_release(carve_heap *h, unsigned cls, ref *mine);
+
+/* Whether owner's list from head is sound (each run trusted, of the class,
+ * owner's, not in use, with free slots, linked both ways); adds its length
+ * to *count. */
+bool small_own_list_is_sound(const carve_heap *h, unsigned cls, ref head, unsigned owner,
+                             uint64_t *count);
 
 /* A slot that may be declined: how thread caches and small requests take
  * slots. */
@@ -296,7 +342,7 @@ CARVE_INLINE void small_note_decline(carve_heap *h, unsigned cls, bool wasted)
     ref r = h->small[cls].current;
     if (run_is_trusted(h, r, cls)) {
         struct run *run = run_at(h, r);
-        run->declines = wasted ? (uint16_t)(run->declines + 1u) : 0u;
+        run->declines = wasted ? (uint8_t)(run->declines + 1u) : 0u;
     }
 }
 
@@ -355,7 +401,7 @@ CARVE_INLINE void small_put(carve_heap *h, ref r, uint64_t i, unsigned cls)
     unsigned w = (unsigned)(i / 64u);
     word_store(&run->live[w], run->live[w] & ~(UINT64_C(1) << (i % 64u)));
     if (w < run->hint) {
-        run->hint = (uint16_t)w;
+        run->hint = (uint8_t)w;
     }
     unsigned nfree = ++run->nfree;
     if (CARVE_UNLIKELY(nfree == 1u || nfree == run_nslots[cls])) {
@@ -410,11 +456,14 @@ bool small_reclaim(carve_heap *h);
 struct slot_totals {
     uint64_t runs, slots, live_slots, free_slot_bytes;
     uint64_t partial; /* runs that belong in a partial list */
+    uint64_t own;     /* runs in use by their owner */
 };
 bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t);
 /* Whether every class's current run and partial list, and the page map,
- * agree with what the chain walk found. */
-bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t);
+ * agree with what the chain walk found (owners_listed: the runs in the
+ * thread caches' own lists, found sound by tcache_sums). */
+bool small_lists_are_sound(const carve_heap *h, const struct slot_totals *t,
+                           uint64_t owners_listed);
 /* Calls visit for a run's pieces in address order: its overhead as one
  * CARVE_BLOCK_META block, then each slot (raw or free), then its tail. */
 int small_walk_run(carve_heap *h, ref b, int (*visit)(const carve_block *b, void *ctx), void *ctx);

@@ -105,6 +105,54 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
 }
 
 /* Takes up to n free slots of class cls from the runs into out. */
+/* The owner number (1 + index) of record c. */
+static unsigned owner_of(const carve_heap *h, const struct tcache *c)
+{
+    return (unsigned)((offset_of(h, c) - h->tcaches) / sizeof(struct tcache)) + 1u;
+}
+
+/* take_slots for cache c (under the heap's lock, not entered): from its
+ * run in use of class cls; when that is used up, it goes to c's list and
+ * the next of c's runs comes in use (after a fragment, as below). */
+static unsigned take_own_slots(carve_heap *h, struct tcache *c, unsigned cls, ref *out, unsigned n)
+{
+    if (small_declines(h, cls)) {
+        return 0; /* as small_take_many: the caller's locked path decides */
+    }
+    unsigned owner = owner_of(h, c);
+    ref r = c->own[cls];
+    if (r != 0 && !small_own_is_valid(h, r, cls, owner)) {
+        r = c->own[cls] = 0; /* damaged: carve_check reports it */
+    }
+    unsigned got = r != 0 ? small_take_from(h, r, cls, out, n) : 0u;
+    if (got == 0) {
+        if (r != 0) {
+            c->own[cls] = 0;
+            small_own_done(h, r, cls, &c->partial[cls]);
+        }
+        if (!heap_fragment_serves(h, cls) &&
+            (r = small_own_next(h, cls, owner, &c->partial[cls])) != 0) {
+            c->own[cls] = r;
+            got = small_take_from(h, r, cls, out, n);
+        }
+    }
+    return got;
+}
+
+/* Gives back cache c's runs (under the heap's lock): they lose their owner. */
+static void own_runs_release(carve_heap *h, struct tcache *c)
+{
+    unsigned owner = owner_of(h, c);
+    for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
+        ref r = c->own[cls];
+        c->own[cls] = 0;
+        if (r != 0 && small_own_is_valid(h, r, cls, owner)) {
+            small_own_done(h, r, cls, NULL);
+        }
+        small_own_release(h, cls, &c->partial[cls]);
+    }
+}
+
 static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n)
 {
     unsigned got = small_take_many(h, cls, out, n);
@@ -123,11 +171,15 @@ static unsigned take_slots(carve_heap *h, unsigned cls, ref *out, unsigned n)
 static void cache_empty(carve_heap *h, struct tcache *c)
 {
     cache_fold(h, c);
+    c->owns = 0; /* runs that get a free slot from now on go to the class's list */
     for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
         unsigned n = c->count[cls] <= TCACHE_CAP ? c->count[cls] : 0u;
         give_back_many(h, c->slot[cls], n);
         c->count[cls] = 0;
     }
+    /* After the slots: a run they empty is kept as its class's current
+     * when there is none, as it would have been without caches. */
+    own_runs_release(h, c);
 }
 
 /* Empties cache c (busy) and frees its record.  Its owner finds out by the
@@ -149,6 +201,17 @@ static bool records_in_place(const carve_heap *h)
 static struct tcache *record(const carve_heap *h, uint64_t i)
 {
     return cache_at(h, h->tcaches + i * sizeof(struct tcache));
+}
+
+ref *tcache_partial_head(carve_heap *h, uint64_t k, unsigned cls)
+{
+    if (!records_in_place(h) || k >= h->tcache_count) {
+        return NULL;
+    }
+    /* owns, not tag: the tag shares a cache line with the state word its
+     * owner writes at every operation. */
+    struct tcache *c = record(h, k);
+    return c->owns != 0 ? &c->partial[cls] : NULL;
 }
 
 /* Whether offset s, held by a cache in class cls, is a live slot of a run
@@ -203,6 +266,7 @@ void tcache_disown_all(carve_heap *h)
             atomic_store_explicit(&c->state, c->tag | 1u, memory_order_relaxed);
             cache_retire(h, c);
         }
+        c->owns = 0;
     }
     small_recount(h);
 }
@@ -237,6 +301,9 @@ bool tcache_sums(carve_heap *h, struct tcache_sums *out)
         struct tcache *c = record(h, i);
         uint64_t tag = c->tag;
         if (tag == 0) {
+            if (c->owns != 0) {
+                return false; /* a free record that would take runs */
+            }
             continue;
         }
         if (!cache_enter(c, tag)) {
@@ -250,6 +317,12 @@ bool tcache_sums(carve_heap *h, struct tcache_sums *out)
             }
             out->slots += c->count[cls];
             out->bytes += c->count[cls] * slot_size_of(cls);
+            unsigned owner = owner_of(h, c);
+            if (sound && c->own[cls] != 0) {
+                sound = small_own_is_valid(h, c->own[cls], cls, owner);
+                out->own++;
+            }
+            sound = sound && small_own_list_is_sound(h, cls, c->partial[cls], owner, &out->listed);
         }
         out->slots += c->allocs - c->frees;
         out->bytes += c->alloc_bytes - c->free_bytes;
@@ -462,6 +535,9 @@ static bool cache_create(carve_heap *h, struct tls_cache *e)
         }
         ref off = h->tcaches + i * sizeof(struct tcache);
         memset(c->count, 0, sizeof c->count);
+        memset(c->own, 0, sizeof c->own);
+        memset(c->partial, 0, sizeof c->partial);
+        c->owns = 1;
         c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
         c->pid = (uint32_t)getpid();
         c->tag = cache_tag(h, off, h->tcache_serial++);
@@ -541,11 +617,18 @@ static struct tcache *refill(carve_heap *h, struct tls_cache *e, unsigned cls)
 {
     ref got[TCACHE_BATCH];
     heap_enter(h);
-    /* Taken before the cache is entered: making a run may drain caches. */
-    unsigned n = take_slots(h, cls, got, TCACHE_BATCH);
     struct tcache *c = cache_at(h, e->c);
+    if (c->tag != e->tag) { /* drained since: perhaps someone else's now */
+        heap_leave(h);
+        memset(e, 0, sizeof *e);
+        return NULL;
+    }
+    /* Taken before the cache is entered: making a run may drain caches. */
+    unsigned n = take_own_slots(h, c, cls, got, TCACHE_BATCH);
     if (!cache_enter(c, e->tag)) {
+        /* Drained meanwhile: nothing stays the cache's. */
         give_back_many(h, got, n);
+        own_runs_release(h, c);
         heap_leave(h);
         memset(e, 0, sizeof *e);
         return NULL;
@@ -659,6 +742,9 @@ static struct tcache *solo_cache(carve_heap *h)
     struct tcache *c = record(h, 0);
     if (CARVE_UNLIKELY(c->tag == 0)) {
         memset(c->count, 0, sizeof c->count);
+        memset(c->own, 0, sizeof c->own);
+        memset(c->partial, 0, sizeof c->partial);
+        c->owns = 0;
         c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
         c->pid = 0;
         c->tag = cache_tag(h, h->tcaches, h->tcache_serial++);

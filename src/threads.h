@@ -72,6 +72,12 @@ struct tcache {
     uint64_t alloc_bytes, free_bytes; /* their bytes */
     uint16_t count[SMALL_CLASSES];
     ref slot[SMALL_CLASSES][TCACHE_CAP];
+    /* The cache's own runs (small.h, "Runs of a thread's own"), per class:
+     * the one in use (or 0), and the list of the others with free slots.
+     * Read and written only under the heap's lock. */
+    ref own[SMALL_CLASSES];
+    uint64_t owns; /* 1 while its runs may be listed in partial (in use) */
+    ref partial[SMALL_CLASSES];
 };
 
 /* The most records a heap has (see reserve_tcaches() in heap.c). */
@@ -300,9 +306,12 @@ uint64_t tcache_usable(const carve_heap *h, const void *p);
 bool tcache_drain_all(carve_heap *h);
 /* What carve_check needs, summed over the records in use: the slots and
  * bytes they account for (cached + allocs - frees); false when a record is
- * damaged (a bad tag, a count over TCACHE_CAP, a slot that is not live). */
+ * damaged (a bad tag, a count over TCACHE_CAP, a slot that is not live, a
+ * run in use or listed that is not the cache's). */
 struct tcache_sums {
     uint64_t slots, bytes;
+    uint64_t own;    /* runs in use by a cache */
+    uint64_t listed; /* runs in the caches' own lists */
 };
 bool tcache_sums(carve_heap *h, struct tcache_sums *out);
 
