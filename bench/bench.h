@@ -13,6 +13,8 @@
 #ifndef CARVE_BENCH_H
 #define CARVE_BENCH_H
 
+#include "peers.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -230,25 +232,9 @@ struct cell *add_cell(struct plan *p, size_t row_index, workload_id w, const cha
 /* Peers (child processes)                                                   */
 /* ------------------------------------------------------------------------ */
 
-typedef struct peer {
-    const char *name;   /* "glibc", "jemalloc", ... */
-    const char *soname; /* the library to preload; NULL for glibc (no preload) */
-    const char *marker; /* a substring of the path of the library that must provide malloc */
-    char path[512];     /* resolved library path, "" when not found */
-    char missing[200];  /* why the peer cannot run, "" when it can */
-} peer;
-
-/* glibc, jemalloc, mimalloc, tcmalloc, in table order. */
-extern peer bench_peers[];
-extern const size_t bench_peer_count;
-peer *peer_find(const char *name); /* NULL when unknown */
-
-/* Finds a peer's library (by soname, in the directory the C library itself
- * was loaded from and the usual ones); sets path, or missing with a reason. */
-void peer_locate(peer *p);
-
-/* In a child: 0 when malloc really is the peer's, else a reason in why. */
-int peer_verify_active(const char *marker, char *why, size_t whylen);
+/* The peers (glibc, jemalloc, mimalloc, tcmalloc, in table order) are the
+ * `carve` tool's: tools/carve/peers.h, with its table, look-up and spawning. */
+typedef tool_peer peer;
 
 /* Runs j for peer p in a fresh child process (this program re-executed with
  * p's library preloaded), filling r. */

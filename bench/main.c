@@ -201,12 +201,12 @@ static int peer_child_main(const char *name, const char *spec)
     result r;
     job j;
     memset(&r, 0, sizeof r);
-    peer *p = peer_find(name);
+    peer *p = tool_peer_find(name);
     if (p == NULL)
         snprintf(r.reason, sizeof r.reason, "unknown peer %s", name);
     else if (job_parse(spec, &j) != 0)
         snprintf(r.reason, sizeof r.reason, "bad job '%s'", spec);
-    else if (peer_verify_active(p->marker, r.reason, sizeof r.reason) == 0)
+    else if (tool_peer_verify(p->marker, r.reason, sizeof r.reason) == 0)
         run_job(&libc_allocator, &j, &r);
     return print_result(&r);
 }
@@ -232,14 +232,14 @@ static int callgrind_child_main(const char *name, const char *spec)
     job j;
     memset(&r, 0, sizeof r);
     const allocator *a = inproc_allocator(name);
-    peer *p = a == NULL ? peer_find(name) : NULL;
+    peer *p = a == NULL ? tool_peer_find(name) : NULL;
     if (a == NULL && p == NULL)
         snprintf(r.reason, sizeof r.reason, "unknown row %s", name);
     else if (job_parse(spec, &j) != 0)
         snprintf(r.reason, sizeof r.reason, "bad job '%s'", spec);
     else if (a != NULL)
         run_job(a, &j, &r);
-    else if (peer_verify_active(p->marker, r.reason, sizeof r.reason) == 0)
+    else if (tool_peer_verify(p->marker, r.reason, sizeof r.reason) == 0)
         run_job(&libc_allocator, &j, &r);
     return print_result(&r);
 }
@@ -417,9 +417,9 @@ static void plan_rows(plan *p)
     add_row(p, carve_good_fit.name, &carve_good_fit, NULL, 1, 0);
     add_row(p, carve_first_fit.name, &carve_first_fit, NULL, 1, 0);
     add_row(p, carve_best_fit.name, &carve_best_fit, NULL, 1, 0);
-    for (size_t i = 0; i < bench_peer_count; i++) {
-        peer_locate(&bench_peers[i]);
-        add_row(p, bench_peers[i].name, NULL, &bench_peers[i], 0, 0);
+    for (size_t i = 0; i < tool_peer_count; i++) {
+        tool_peer_locate(&tool_peers[i]);
+        add_row(p, tool_peers[i].name, NULL, &tool_peers[i], 0, 0);
     }
 }
 
@@ -792,9 +792,9 @@ static int callgrind_main(plan *p)
             snprintf(rows[i].why, sizeof rows[i].why, "%s", missing);
             continue;
         }
-        peer *pe = peer_find(rows[i].worker);
+        peer *pe = tool_peer_find(rows[i].worker);
         if (pe != NULL)
-            peer_locate(pe);
+            tool_peer_locate(pe);
         double total = callgrind_run(exe_path, valgrind, rows[i].worker, pe, &j, rows[i].why,
                                      sizeof rows[i].why);
         rows[i].per_op = total >= 0 ? total / (double)j.steps : -1.0;

@@ -205,8 +205,8 @@ static void report_header(const plan *p, FILE *f)
             "before any timing\n",
             p->s.runs);
     fprintf(f, "- Peers:");
-    for (size_t i = 0; i < bench_peer_count; i++) {
-        const peer *pe = &bench_peers[i];
+    for (size_t i = 0; i < tool_peer_count; i++) {
+        const peer *pe = &tool_peers[i];
         char real[PATH_MAX];
         if (pe->soname == NULL)
             fprintf(f, " %s (the system C library)", pe->name);
@@ -214,7 +214,7 @@ static void report_header(const plan *p, FILE *f)
             fprintf(f, " %s (n/a: %s)", pe->name, pe->missing);
         else
             fprintf(f, " %s (`%s`)", pe->name, realpath(pe->path, real) != NULL ? real : pe->path);
-        fputs(i + 1 < bench_peer_count ? ";" : "\n", f);
+        fputs(i + 1 < tool_peer_count ? ";" : "\n", f);
     }
     if (p->s.quick)
         fprintf(f, "- **--quick: small operation counts, a smoke test; these figures are not the "

@@ -182,7 +182,7 @@ static void free_environment(char **env, char **owned)
     free(env);
 }
 
-static void describe_status(int status, char *why, size_t whylen)
+void tool_describe_status(int status, char *why, size_t whylen)
 {
     if (status < 0)
         snprintf(why, whylen, "could not start: %s", strerror(errno));
@@ -243,6 +243,23 @@ static int spawn_capture(const char *file, bool search, bool quiet, char *const 
     return status;
 }
 
+int tool_spawn_capture(const char *image, char *const argv[], const char *preload, char *out,
+                       size_t len)
+{
+    char setting[PATH_MAX + 16];
+    snprintf(setting, sizeof setting, "LD_PRELOAD=%s", preload != NULL ? preload : "");
+    char *extra[] = {preload != NULL ? setting : NULL, NULL};
+    char **owned = NULL;
+    char **env = build_environment(extra, 0, &owned);
+    if (env == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int status = spawn_capture(image, false, false, argv, env, out, len);
+    free_environment(env, owned);
+    return status;
+}
+
 int tool_peer_spawn(const tool_peer *p, char *const argv[], char *out, size_t outlen, char *why,
                     size_t whylen)
 {
@@ -250,19 +267,9 @@ int tool_peer_spawn(const tool_peer *p, char *const argv[], char *out, size_t ou
         snprintf(why, whylen, "%s", p->missing);
         return -1;
     }
-    char preload[PATH_MAX + 16];
-    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", p->path);
-    char *extra[] = {p->soname != NULL ? preload : NULL, NULL};
-    char **owned = NULL;
-    char **env = build_environment(extra, 0, &owned);
-    if (env == NULL) {
-        snprintf(why, whylen, "out of memory");
-        return -1;
-    }
     char captured[4096] = "";
-    int status =
-        spawn_capture("/proc/self/exe", false, false, argv, env, captured, sizeof captured);
-    free_environment(env, owned);
+    int status = tool_spawn_capture("/proc/self/exe", argv, p->soname != NULL ? p->path : NULL,
+                                    captured, sizeof captured);
     char *found = NULL, *err = NULL;
     for (char *line = captured; line != NULL && *line != '\0';) {
         char *nl = strchr(line, '\n');
@@ -281,7 +288,7 @@ int tool_peer_spawn(const tool_peer *p, char *const argv[], char *out, size_t ou
     if (err != NULL)
         snprintf(why, whylen, "%s", err + 4);
     else
-        describe_status(status, why, whylen);
+        tool_describe_status(status, why, whylen);
     return -1;
 }
 

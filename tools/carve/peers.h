@@ -43,6 +43,17 @@ int tool_peer_verify(const char *marker, char *why, size_t whylen);
 int tool_peer_spawn(const tool_peer *p, char *const argv[], char *out, size_t outlen, char *why,
                     size_t whylen);
 
+/* Runs image (a path) with argv and this process's environment, with
+ * LD_PRELOAD=preload instead of any LD_PRELOAD (none when preload is NULL);
+ * its stdout into out (NUL-terminated, cut at len - 1 bytes).  Returns its
+ * wait status, or -1 with errno when it could not start.  carve-bench's
+ * peer and callgrind children run this way too. */
+int tool_spawn_capture(const char *image, char *const argv[], const char *preload, char *out,
+                       size_t len);
+
+/* How a child with that wait status (or -1 and errno) ended, for a message. */
+void tool_describe_status(int status, char *why, size_t whylen);
+
 /* Runs file (found in PATH) with argv, with `extra` (NAME=VALUE strings,
  * NULL-terminated) added to this process's environment; LD_PRELOAD=... in
  * extra is put in front of any LD_PRELOAD already set.  Waits for it and
