@@ -1111,11 +1111,10 @@ CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
 {
     /* size - 1 < SMALL_MAX: 1 <= size <= SMALL_MAX (0 wraps around). */
     if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && size - 1u < SMALL_MAX)) {
-        if (!(h->flags & CARVE_THREADSAFE)) {
-            void *p = tcache_solo_pop(h, small_class_of(size));
-            if (CARVE_LIKELY(p != NULL)) {
-                return p;
-            }
+        unsigned cls = small_class_of(size);
+        void *p = (h->flags & CARVE_THREADSAFE) ? tcache_pop(h, cls) : tcache_solo_pop(h, cls);
+        if (CARVE_LIKELY(p != NULL)) {
+            return p;
         }
         return alloc_cached(h, size);
     }
@@ -1191,11 +1190,18 @@ static CARVE_OUTLINE int free_cached(carve_heap *h, void *ptr)
 CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
 {
     if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && ptr != NULL) && small_owns(h, ptr)) {
-        if (h->flags & CARVE_THREADSAFE) {
-            return free_cached(h, ptr);
+        struct freed_slot f;
+        int cached = cacheable_slot(h, ptr, &f);
+        if (CARVE_LIKELY(cached > 0)) {
+            if (h->flags & CARVE_THREADSAFE) {
+                if (CARVE_LIKELY(tcache_push(h, ptr, &f))) {
+                    return CARVE_OK;
+                }
+                return free_cached(h, ptr);
+            }
+            return tcache_solo_push(h, ptr, f) > 0 ? CARVE_OK : free_locked(h, ptr, 0);
         }
-        int cached = tcache_solo_free(h, ptr);
-        return CARVE_LIKELY(cached > 0) ? CARVE_OK : free_locked(h, ptr, cached);
+        return free_locked(h, ptr, cached);
     }
     return free_locked(h, ptr, 0);
 }

@@ -203,23 +203,47 @@ int tcache_free_slow(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark)
 void *tcache_solo_refill(carve_heap *h, unsigned cls);
 int tcache_solo_flush(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark);
 
+/* A slot of class cls from this thread's cache through its front entry
+ * alone, or NULL (nothing changed): the caller then calls tcache_alloc.
+ * The pop alone, so that carve_alloc needs no stack frame for it. */
+CARVE_INLINE void *tcache_pop(carve_heap *h, unsigned cls)
+{
+    uint64_t tag;
+    struct tcache *c = enter_mru(h, &tag);
+    if (CARVE_LIKELY(c != NULL)) {
+        unsigned n = c->count[cls];
+        void *p = CARVE_LIKELY(n - 1u < TCACHE_CAP) ? hand_out(h, c, cls, n) : NULL;
+        cache_leave(c, tag);
+        return p;
+    }
+    return NULL;
+}
+
 /* A slot for size (1..SMALL_MAX) bytes from this thread's cache, or NULL
  * (the caller takes the locked path). */
 CARVE_INLINE void *tcache_alloc(carve_heap *h, size_t size)
 {
     unsigned cls = small_class_of(size);
+    void *p = tcache_pop(h, cls);
+    return CARVE_LIKELY(p != NULL) ? p : tcache_alloc_slow(h, cls);
+}
+
+/* Pushes live slot p (f: what cacheable_slot found) into this thread's
+ * cache through its front entry alone: true when it did; false (nothing
+ * changed) sends the caller to tcache_free. */
+CARVE_INLINE bool tcache_push(carve_heap *h, void *p, const struct freed_slot *f)
+{
     uint64_t tag;
     struct tcache *c = enter_mru(h, &tag);
     if (CARVE_LIKELY(c != NULL)) {
-        unsigned n = c->count[cls];
-        if (CARVE_LIKELY(n - 1u < TCACHE_CAP)) {
-            void *p = hand_out(h, c, cls, n);
-            cache_leave(c, tag);
-            return p;
+        bool room = c->count[f->cls] < TCACHE_CAP;
+        if (CARVE_LIKELY(room)) {
+            cache_push(c, f->cls, p, f->s, f->mark);
         }
         cache_leave(c, tag);
+        return room;
     }
-    return tcache_alloc_slow(h, cls);
+    return false;
 }
 
 /* For p in a run (small_owns): 1 when p went into this thread's cache; 0
@@ -233,17 +257,7 @@ CARVE_INLINE int tcache_free(carve_heap *h, void *p)
     if (CARVE_UNLIKELY(st <= 0)) {
         return st;
     }
-    uint64_t tag;
-    struct tcache *c = enter_mru(h, &tag);
-    if (CARVE_LIKELY(c != NULL)) {
-        if (CARVE_LIKELY(c->count[f.cls] < TCACHE_CAP)) {
-            cache_push(c, f.cls, p, f.s, f.mark);
-            cache_leave(c, tag);
-            return 1;
-        }
-        cache_leave(c, tag);
-    }
-    return tcache_free_slow(h, p, f.s, f.cls, f.mark);
+    return tcache_push(h, p, &f) ? 1 : tcache_free_slow(h, p, f.s, f.cls, f.mark);
 }
 
 /* The same for a heap without a lock (one thread at a time): record 0 is
@@ -271,7 +285,7 @@ CARVE_INLINE void *tcache_solo_alloc(carve_heap *h, size_t size)
 }
 
 /* Pushes live slot p (f: what cacheable_slot found) into the solo cache;
- * 1 (as tcache_solo_free). */
+ * 1: the slot went into the cache (flushing half a class first if full). */
 CARVE_INLINE int tcache_solo_push(carve_heap *h, void *p, struct freed_slot f)
 {
     struct tcache *c = cache_at(h, h->tcaches);
@@ -280,16 +294,6 @@ CARVE_INLINE int tcache_solo_push(carve_heap *h, void *p, struct freed_slot f)
         return 1;
     }
     return tcache_solo_flush(h, p, f.s, f.cls, f.mark);
-}
-
-CARVE_INLINE int tcache_solo_free(carve_heap *h, void *p)
-{
-    struct freed_slot f;
-    int st = cacheable_slot(h, p, &f);
-    if (CARVE_UNLIKELY(st <= 0)) {
-        return st;
-    }
-    return tcache_solo_push(h, p, f);
 }
 
 /* Whether slot p (small_owns) is marked as sitting in a cache: the locked
