@@ -435,7 +435,7 @@ CARVE_INLINE bool unpin_fast(carve_heap *h, carve_handle hd)
 }
 
 /* The locked heaps' pin and unpin: the same fast check under the lock. */
-static void *pin_locked(carve_heap *h, carve_handle hd)
+static CARVE_OUTLINE void *pin_locked(carve_heap *h, carve_handle hd)
 {
     heap_enter(h);
     void *p = pin_fast(h, hd);
@@ -446,7 +446,7 @@ static void *pin_locked(carve_heap *h, carve_handle hd)
     return p;
 }
 
-static int unpin_locked(carve_heap *h, carve_handle hd)
+static CARVE_OUTLINE int unpin_locked(carve_heap *h, carve_handle hd)
 {
     heap_enter(h);
     int st = unpin_fast(h, hd) ? CARVE_OK : unpin_unlocked(h, hd);

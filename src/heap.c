@@ -1083,7 +1083,7 @@ static void after_allocation(carve_heap *h, bool allocated)
 
 /* carve_alloc's locked path: every request a cache does not serve, and
  * every bad argument. */
-static CARVE_NOINLINE void *alloc_locked(carve_heap *h, size_t size)
+static CARVE_OUTLINE void *alloc_locked(carve_heap *h, size_t size)
 {
     if (!h || size == 0) {
         errno = EINVAL;
@@ -1160,7 +1160,7 @@ CARVE_EXPORT void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t s
 
 /* carve_free's locked path; cached < 0 when ptr carries the mark of a
  * cached slot (it may sit in a cache: then it is free). */
-static CARVE_NOINLINE int free_locked(carve_heap *h, void *ptr, int cached)
+static CARVE_OUTLINE int free_locked(carve_heap *h, void *ptr, int cached)
 {
     if (!h) {
         return CARVE_ERR_INVALID;
@@ -1189,7 +1189,8 @@ static CARVE_OUTLINE int free_cached(carve_heap *h, void *ptr)
 
 CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
 {
-    if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && ptr != NULL) && small_owns(h, ptr)) {
+    if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && ptr != NULL) &&
+        small_owns_with_runs(h, ptr)) {
         struct freed_slot f;
         int cached = cacheable_slot(h, ptr, &f);
         if (CARVE_LIKELY(cached > 0)) {
@@ -1199,7 +1200,8 @@ CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
                 }
                 return free_cached(h, ptr);
             }
-            return tcache_solo_push(h, ptr, f) > 0 ? CARVE_OK : free_locked(h, ptr, 0);
+            /* Every call left is a tail call: no stack frame. */
+            return tcache_solo_push(h, ptr, f);
         }
         return free_locked(h, ptr, cached);
     }

@@ -174,12 +174,18 @@ CARVE_INLINE bool page_is_run(const carve_heap *h, ref off)
 }
 
 /* Whether p, a pointer a caller handed in, lies in a run of this heap. */
-CARVE_INLINE bool small_owns(const carve_heap *h, const void *p)
+/* The same for a heap known to have runs (one with caches: HEAP_TCACHE
+ * implies runs_on, which carve_attach's validation checks). */
+CARVE_INLINE bool small_owns_with_runs(const carve_heap *h, const void *p)
 {
     /* One unsigned compare: below the arena wraps around to a huge offset. */
     uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h);
-    return h->runs_on && off - h->arena_begin < h->arena_end - h->arena_begin &&
-           page_is_run(h, off);
+    return off - h->arena_begin < h->arena_end - h->arena_begin && page_is_run(h, off);
+}
+
+CARVE_INLINE bool small_owns(const carve_heap *h, const void *p)
+{
+    return h->runs_on && small_owns_with_runs(h, p);
 }
 
 /* rel / (16 * (cls + 1)) for rel < RUN_SIZE, by multiplication: with

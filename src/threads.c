@@ -775,7 +775,8 @@ void *tcache_solo_refill(carve_heap *h, unsigned cls)
     return hand_out(h, c, cls, n);
 }
 
-/* Class cls of the solo cache is full: its oldest batch goes back. */
+/* Class cls of the solo cache is full: its oldest batch goes back, then p
+ * goes in.  CARVE_OK. */
 int tcache_solo_flush(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark)
 {
     struct tcache *c = solo_cache(h);
@@ -787,5 +788,5 @@ int tcache_solo_flush(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark
         c = solo_cache(h);
     }
     cache_push(c, cls, p, s, mark);
-    return 1;
+    return CARVE_OK;
 }

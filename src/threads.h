@@ -284,14 +284,15 @@ CARVE_INLINE void *tcache_solo_alloc(carve_heap *h, size_t size)
     return CARVE_LIKELY(p != NULL) ? p : tcache_solo_refill(h, cls);
 }
 
-/* Pushes live slot p (f: what cacheable_slot found) into the solo cache;
- * 1: the slot went into the cache (flushing half a class first if full). */
+/* Pushes live slot p (f: what cacheable_slot found) into the solo cache,
+ * flushing the oldest batch of its class first when the class is full;
+ * CARVE_OK (carve_free's status for it). */
 CARVE_INLINE int tcache_solo_push(carve_heap *h, void *p, struct freed_slot f)
 {
     struct tcache *c = cache_at(h, h->tcaches);
     if (CARVE_LIKELY(c->tag != 0 && c->count[f.cls] < TCACHE_CAP)) {
         cache_push(c, f.cls, p, f.s, f.mark);
-        return 1;
+        return CARVE_OK;
     }
     return tcache_solo_flush(h, p, f.s, f.cls, f.mark);
 }
