@@ -912,15 +912,21 @@ int heap_release_block(carve_heap *h, ref b, hword w)
     return CARVE_OK;
 }
 
+/* Frees ptr, which is not a slot: a general block, or a bad pointer. */
+static int free_general_unlocked(carve_heap *h, void *ptr)
+{
+    ref b;
+    hword w;
+    int st = locate_live(h, ptr, &b, &w);
+    return st != CARVE_OK ? st : heap_release_block(h, b, w);
+}
+
 static int free_unlocked(carve_heap *h, void *ptr)
 {
     if (small_owns(h, ptr)) {
         return small_free(h, ptr);
     }
-    ref b;
-    hword w;
-    int st = locate_live(h, ptr, &b, &w);
-    return st != CARVE_OK ? st : heap_release_block(h, b, w);
+    return free_general_unlocked(h, ptr);
 }
 
 void heap_release_run_block(carve_heap *h, ref b)
@@ -1178,6 +1184,18 @@ static CARVE_OUTLINE int free_locked(carve_heap *h, void *ptr, int cached)
     return st;
 }
 
+/* carve_free of a pointer that is not in a run page, in a heap with caches
+ * (so with runs): a general block or nothing of this heap's, so the locked
+ * path need not ask small_owns again. */
+static CARVE_OUTLINE int free_general_locked(carve_heap *h, void *ptr)
+{
+    heap_lock(h);
+    int st = free_general_unlocked(h, ptr);
+    debug_check(h);
+    heap_unlock(h);
+    return st;
+}
+
 /* carve_free of a slot (small_owns) in a heap with caches: into this
  * thread's cache (CARVE_THREADSAFE), else the locked path.  Out of line, so
  * that the solo cache's push needs no stack frame. */
@@ -1189,8 +1207,10 @@ static CARVE_OUTLINE int free_cached(carve_heap *h, void *ptr)
 
 CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
 {
-    if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && ptr != NULL) &&
-        small_owns_with_runs(h, ptr)) {
+    if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && ptr != NULL)) {
+        if (!small_owns_with_runs(h, ptr)) {
+            return free_general_locked(h, ptr);
+        }
         struct freed_slot f;
         int cached = cacheable_slot(h, ptr, &f);
         if (CARVE_LIKELY(cached > 0)) {
