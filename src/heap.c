@@ -1103,13 +1103,15 @@ static CARVE_OUTLINE void *alloc_locked(carve_heap *h, size_t size)
     return p;
 }
 
-/* carve_alloc of a small request in a heap with caches, past the solo
- * cache's pop: this thread's cache (CARVE_THREADSAFE) or a refill of the
- * solo cache, then the locked path.  Out of line, so that the pop needs no
- * stack frame. */
+/* carve_alloc of a small request in a heap with caches whose front pop
+ * found nothing: this thread's cache the slow way (CARVE_THREADSAFE) or a
+ * refill of the solo cache, then the locked path.  Out of line, so that
+ * the pop needs no stack frame. */
 static CARVE_OUTLINE void *alloc_cached(carve_heap *h, size_t size)
 {
-    void *p = (h->flags & CARVE_THREADSAFE) ? tcache_alloc(h, size) : tcache_solo_alloc(h, size);
+    unsigned cls = small_class_of(size);
+    void *p =
+        (h->flags & CARVE_THREADSAFE) ? tcache_alloc_slow(h, cls) : tcache_solo_refill(h, cls);
     return CARVE_LIKELY(p != NULL) ? p : alloc_locked(h, size);
 }
 
@@ -1196,13 +1198,13 @@ static CARVE_OUTLINE int free_general_locked(carve_heap *h, void *ptr)
     return st;
 }
 
-/* carve_free of a slot (small_owns) in a heap with caches: into this
- * thread's cache (CARVE_THREADSAFE), else the locked path.  Out of line, so
- * that the solo cache's push needs no stack frame. */
-static CARVE_OUTLINE int free_cached(carve_heap *h, void *ptr)
+/* carve_free of live slot ptr (f: what cacheable_slot found) in a heap
+ * with the built-in lock, when the front entry could not take it: this
+ * thread's cache the slow way, else the locked path.  Out of line, so that
+ * the push needs no stack frame. */
+static CARVE_OUTLINE int free_cached(carve_heap *h, void *ptr, struct freed_slot f)
 {
-    int cached = tcache_free(h, ptr);
-    return CARVE_LIKELY(cached > 0) ? CARVE_OK : free_locked(h, ptr, cached);
+    return tcache_free_slow(h, ptr, f.s, f.cls, f.mark) > 0 ? CARVE_OK : free_locked(h, ptr, 0);
 }
 
 CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
@@ -1218,7 +1220,7 @@ CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
                 if (CARVE_LIKELY(tcache_push(h, ptr, &f))) {
                     return CARVE_OK;
                 }
-                return free_cached(h, ptr);
+                return free_cached(h, ptr, f);
             }
             /* Every call left is a tail call: no stack frame. */
             return tcache_solo_push(h, ptr, f);

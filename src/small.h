@@ -173,9 +173,9 @@ CARVE_INLINE bool page_is_run(const carve_heap *h, ref off)
     return (word_load_relaxed(pagemap_word(h, page)) >> (page & 63u)) & 1u;
 }
 
-/* Whether p, a pointer a caller handed in, lies in a run of this heap. */
-/* The same for a heap known to have runs (one with caches: HEAP_TCACHE
- * implies runs_on, which carve_attach's validation checks). */
+/* Whether p, a pointer a caller handed in, lies in a run of a heap known
+ * to have runs (one with caches: HEAP_TCACHE implies runs_on, which
+ * carve_attach's validation checks). */
 CARVE_INLINE bool small_owns_with_runs(const carve_heap *h, const void *p)
 {
     /* One unsigned compare: below the arena wraps around to a huge offset. */
@@ -183,6 +183,7 @@ CARVE_INLINE bool small_owns_with_runs(const carve_heap *h, const void *p)
     return off - h->arena_begin < h->arena_end - h->arena_begin && page_is_run(h, off);
 }
 
+/* Whether p, a pointer a caller handed in, lies in a run of this heap. */
 CARVE_INLINE bool small_owns(const carve_heap *h, const void *p)
 {
     return h->runs_on && small_owns_with_runs(h, p);

@@ -204,8 +204,9 @@ void *tcache_solo_refill(carve_heap *h, unsigned cls);
 int tcache_solo_flush(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark);
 
 /* A slot of class cls from this thread's cache through its front entry
- * alone, or NULL (nothing changed): the caller then calls tcache_alloc.
- * The pop alone, so that carve_alloc needs no stack frame for it. */
+ * alone, or NULL (nothing changed): the caller then calls
+ * tcache_alloc_slow.  The pop alone, so that carve_alloc needs no stack
+ * frame for it. */
 CARVE_INLINE void *tcache_pop(carve_heap *h, unsigned cls)
 {
     uint64_t tag;
@@ -219,18 +220,9 @@ CARVE_INLINE void *tcache_pop(carve_heap *h, unsigned cls)
     return NULL;
 }
 
-/* A slot for size (1..SMALL_MAX) bytes from this thread's cache, or NULL
- * (the caller takes the locked path). */
-CARVE_INLINE void *tcache_alloc(carve_heap *h, size_t size)
-{
-    unsigned cls = small_class_of(size);
-    void *p = tcache_pop(h, cls);
-    return CARVE_LIKELY(p != NULL) ? p : tcache_alloc_slow(h, cls);
-}
-
 /* Pushes live slot p (f: what cacheable_slot found) into this thread's
  * cache through its front entry alone: true when it did; false (nothing
- * changed) sends the caller to tcache_free. */
+ * changed) sends the caller to tcache_free_slow. */
 CARVE_INLINE bool tcache_push(carve_heap *h, void *p, const struct freed_slot *f)
 {
     uint64_t tag;
@@ -246,25 +238,11 @@ CARVE_INLINE bool tcache_push(carve_heap *h, void *p, const struct freed_slot *f
     return false;
 }
 
-/* For p in a run (small_owns): 1 when p went into this thread's cache; 0
- * when the caller must take the locked path; -1 when p may already sit in
- * a cache: the caller takes the lock and drains every cache before it
- * frees p. */
-CARVE_INLINE int tcache_free(carve_heap *h, void *p)
-{
-    struct freed_slot f;
-    int st = cacheable_slot(h, p, &f);
-    if (CARVE_UNLIKELY(st <= 0)) {
-        return st;
-    }
-    return tcache_push(h, p, &f) ? 1 : tcache_free_slow(h, p, f.s, f.cls, f.mark);
-}
-
 /* The same for a heap without a lock (one thread at a time): record 0 is
  * the heap's one cache (a drain frees it: tag 0), and a refill or flush
  * needs no lock.  tcache_solo_pop is the pop alone: NULL when the class is
  * empty or the record was freed, and the caller then calls
- * tcache_solo_alloc, which refills. */
+ * tcache_solo_refill. */
 CARVE_INLINE void *tcache_solo_pop(carve_heap *h, unsigned cls)
 {
     struct tcache *c = cache_at(h, h->tcaches);
@@ -275,13 +253,6 @@ CARVE_INLINE void *tcache_solo_pop(carve_heap *h, unsigned cls)
         return hand_out(h, c, cls, n);
     }
     return NULL;
-}
-
-CARVE_INLINE void *tcache_solo_alloc(carve_heap *h, size_t size)
-{
-    unsigned cls = small_class_of(size);
-    void *p = tcache_solo_pop(h, cls);
-    return CARVE_LIKELY(p != NULL) ? p : tcache_solo_refill(h, cls);
 }
 
 /* Pushes live slot p (f: what cacheable_slot found) into the solo cache,
