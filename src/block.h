@@ -144,11 +144,6 @@ CARVE_INLINE ref block_next(ref b, uint64_t granules)
     return b + bytes_of(granules);
 }
 
-CARVE_INLINE ref block_of_payload(const carve_heap *h, const void *payload)
-{
-    return offset_of(h, payload) - HDR_SIZE;
-}
-
 CARVE_INLINE void *block_payload(const carve_heap *h, ref b)
 {
     return at(h, b + HDR_SIZE);
