@@ -246,7 +246,7 @@ int carve_detach(carve_heap *h);
  *     run nearly twice as fast as one.  A cache holds at most 32 blocks of
  *     each of the 16 small sizes (68 KiB at most).  The heap sets aside room
  *     for the caches' bookkeeping between its control block and its blocks:
- *     every byte past 4 MiB of arena, up to 64 records of 4.2 KiB (268 KiB),
+ *     every byte past 4 MiB of arena, up to 64 records of 4.4 KiB (279 KiB),
  *     so carve_max_alloc_size() stays at 4 MiB for buffers 4 to 4.27 MiB
  *     long.  A 65th thread using the heap at once works without a cache,
  *     through the lock.  Cached blocks are not the user's and not free to
@@ -520,7 +520,9 @@ typedef struct carve_block {
 /* Full integrity walk: the control block's checksum, every block header's
  * check field, boundary tags that agree, no two adjacent free blocks, the
  * free index and the block chain listing the same blocks in the right
- * classes and order, the counters agreeing with what the walk finds, and
+ * classes and order, the counters agreeing with what the walk finds, every
+ * small block sitting in a thread's cache still holding the mark carve
+ * wrote into its first word (a write after free there is damage), and
  * (with CARVE_POISON) every free payload still holding its pattern.
  * Returns CARVE_OK, or CARVE_ERR_CORRUPT at the first violation;
  * CARVE_ERR_INVALID when h is NULL.  Complexity: O(n).  It only reads. */

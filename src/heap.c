@@ -383,9 +383,7 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     h->pagemap = l.pagemap;
     h->tcaches = l.tcaches;
     h->tcache_count = l.tcache_count;
-    if (l.tcache_count != 0) {
-        memset(at(h, l.tcaches), 0, (size_t)(l.tcache_count * sizeof(struct tcache)));
-    }
+    tcache_init_records(h);
     if (o.flags & CARVE_THREADSAFE) {
         int err = lock_init(&h->lock, o.flags);
         if (err != 0) {
@@ -1187,10 +1185,13 @@ static CARVE_OUTLINE int free_locked(carve_heap *h, void *ptr, int cached)
 }
 
 /* carve_free of a pointer that is not in a run page, in a heap with caches
- * (so with runs): a general block or nothing of this heap's, so the locked
- * path need not ask small_owns again. */
+ * (so with runs): a general block, NULL, or nothing of this heap's, so the
+ * locked path need not ask small_owns again. */
 static CARVE_OUTLINE int free_general_locked(carve_heap *h, void *ptr)
 {
+    if (!ptr) {
+        return CARVE_OK;
+    }
     heap_lock(h);
     int st = free_general_unlocked(h, ptr);
     debug_check(h);
@@ -1209,8 +1210,8 @@ static CARVE_OUTLINE int free_cached(carve_heap *h, void *ptr, struct freed_slot
 
 CARVE_EXPORT int carve_free(carve_heap *h, void *ptr)
 {
-    if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE) && ptr != NULL)) {
-        if (!small_owns_with_runs(h, ptr)) {
+    if (CARVE_LIKELY(h != NULL && (h->flags & HEAP_TCACHE))) {
+        if (!small_owns_with_runs(h, ptr)) { /* NULL included: below the heap */
             return free_general_locked(h, ptr);
         }
         struct freed_slot f;

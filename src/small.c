@@ -6,15 +6,19 @@
 
 /* The tables follow from the run's payload (RUN_SIZE - 8 bytes) and its
  * 32-byte header: slot0 = round_up_16(32 + 8 * ceil((payload / slot) / 64)),
- * nslots = (payload - slot0) / slot.  run_geometry_holds() re-derives them. */
-const uint16_t run_slot0[SMALL_CLASSES] = {96, 64, 64, 48, 48, 48, 48, 48,
-                                           48, 48, 48, 48, 48, 48, 48, 48};
-const uint16_t run_nslots[SMALL_CLASSES] = {505, 253, 169, 127, 101, 84, 72, 63,
-                                            56,  50,  46,  42,  39,  36, 33, 31};
+ * nslots = (payload - slot0) / slot, mult = ceil(2^32 / slot).
+ * run_geometry_holds() re-derives them. */
+#define SLOT_BYTES(cls) (UINT64_C(16) * ((cls) + 1u))
+#define SLOT_MULT(cls)  ((uint32_t)(((UINT64_C(1) << 32) + SLOT_BYTES(cls) - 1u) / SLOT_BYTES(cls)))
+const struct run_geometry run_geom[SMALL_CLASSES] = {
+    {SLOT_MULT(0), 96, 505}, {SLOT_MULT(1), 64, 253}, {SLOT_MULT(2), 64, 169},
+    {SLOT_MULT(3), 48, 127}, {SLOT_MULT(4), 48, 101}, {SLOT_MULT(5), 48, 84},
+    {SLOT_MULT(6), 48, 72},  {SLOT_MULT(7), 48, 63},  {SLOT_MULT(8), 48, 56},
+    {SLOT_MULT(9), 48, 50},  {SLOT_MULT(10), 48, 46}, {SLOT_MULT(11), 48, 42},
+    {SLOT_MULT(12), 48, 39}, {SLOT_MULT(13), 48, 36}, {SLOT_MULT(14), 48, 33},
+    {SLOT_MULT(15), 48, 31},
+};
 const uint8_t run_words[SMALL_CLASSES] = {8, 4, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-const uint32_t slot_reciprocal[SMALL_CLASSES] = {65536, 32768, 21846, 16384, 13108, 10923,
-                                                 9363,  8192,  7282,  6554,  5958,  5462,
-                                                 5042,  4682,  4370,  4096};
 
 /* ---- the page map -------------------------------------------------------------------- */
 
@@ -92,7 +96,7 @@ static ref *list_of(carve_heap *h, unsigned cls, struct run *run)
 
 static uint64_t run_slot_bytes(unsigned cls)
 {
-    return run_nslots[cls] * slot_size_of(cls);
+    return run_geom[cls].nslots * slot_size_of(cls);
 }
 
 static ref run_create(carve_heap *h, unsigned cls)
@@ -102,7 +106,7 @@ static ref run_create(carve_heap *h, unsigned cls)
         return 0;
     }
     ref r = b + HDR_SIZE;
-    unsigned nslots = run_nslots[cls];
+    unsigned nslots = run_geom[cls].nslots;
     unsigned words = run_words[cls];
     struct run *run = run_at(h, r);
     run->cls = (uint16_t)cls;
@@ -132,7 +136,7 @@ static void run_destroy(carve_heap *h, ref r, unsigned cls)
     run_at(h, r)->tag = 0;
     page_mark(h, r, false);
     h->runs--;
-    h->run_slots -= run_nslots[cls];
+    h->run_slots -= run_geom[cls].nslots;
     h->used_public += run_slot_bytes(cls); /* release_block takes the whole block off */
     heap_release_run_block(h, r - HDR_SIZE);
 }
@@ -170,7 +174,7 @@ void small_free_transition(carve_heap *h, ref r, unsigned cls)
     if (run->nfree == 1u) {
         partial_push(h, cls, list, r); /* it was full */
     }
-    if (run->nfree == run_nslots[cls]) {
+    if (run->nfree == run_geom[cls].nslots) {
         partial_unlink(h, cls, list, r);
         run_destroy(h, r, cls);
     }
@@ -180,8 +184,8 @@ unsigned small_take_from(carve_heap *h, ref r, unsigned cls, ref *out, unsigned 
 {
     struct run *run = run_at(h, r);
     unsigned words = run_words[cls];
-    unsigned nslots = run_nslots[cls];
-    ref first = r + run_slot0[cls];
+    unsigned nslots = run_geom[cls].nslots;
+    ref first = r + run_geom[cls].slot0;
     uint64_t slot = slot_size_of(cls);
     unsigned want = n < run->nfree ? n : run->nfree;
     unsigned got = 0;
@@ -281,7 +285,7 @@ void small_own_done(carve_heap *h, ref r, unsigned cls, ref *mine)
         run->owner = 0;
         mine = &h->small[cls].partial;
     }
-    if (run->nfree == run_nslots[cls]) {
+    if (run->nfree == run_geom[cls].nslots) {
         if (mine == &h->small[cls].partial && !run_is_trusted(h, h->small[cls].current, cls)) {
             h->small[cls].current = r; /* kept, as a class's current run is */
             run->declines = 0;
@@ -357,7 +361,7 @@ bool small_reclaim(carve_heap *h)
     bool any = false;
     for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
         ref r = h->small[cls].current;
-        if (run_is_trusted(h, r, cls) && run_at(h, r)->nfree == run_nslots[cls]) {
+        if (run_is_trusted(h, r, cls) && run_at(h, r)->nfree == run_geom[cls].nslots) {
             h->small[cls].current = 0;
             run_destroy(h, r, cls);
             any = true;
@@ -386,8 +390,10 @@ static bool run_geometry_holds(unsigned cls)
     uint64_t words = (payload / slot + 63u) / 64u;
     uint64_t slot0 = (sizeof(struct run) + words * 8u + GRANULE - 1u) & ~(uint64_t)(GRANULE - 1u);
     uint64_t nslots = (payload - slot0) / slot;
-    return run_slot0[cls] == slot0 && run_nslots[cls] == nslots &&
-           run_words[cls] == (nslots + 63u) / 64u && run_words[cls] <= words;
+    uint64_t mult = ((UINT64_C(1) << 32) + slot - 1u) / slot;
+    return run_geom[cls].slot0 == slot0 && run_geom[cls].nslots == nslots &&
+           run_geom[cls].mult == mult && run_words[cls] == (nslots + 63u) / 64u &&
+           run_words[cls] <= words;
 }
 
 bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t)
@@ -399,7 +405,7 @@ bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t)
         !run_is_valid(h, r, cls) || !run_geometry_holds(cls)) {
         return false;
     }
-    unsigned nslots = run_nslots[cls];
+    unsigned nslots = run_geom[cls].nslots;
     unsigned words = run_words[cls];
     unsigned live = 0;
     for (unsigned w = 0; w < words; w++) {
@@ -460,11 +466,11 @@ int small_walk_run(carve_heap *h, ref b, int (*visit)(const carve_block *b, void
     const struct run *run = run_at(h, r);
     unsigned cls = run->cls;
     uint64_t slot = slot_size_of(cls);
-    ref first = r + run_slot0[cls];
-    ref slots_end = first + run_nslots[cls] * slot;
+    ref first = r + run_geom[cls].slot0;
+    ref slots_end = first + run_geom[cls].nslots * slot;
     carve_block piece = {(size_t)b, (size_t)(first - b), 0, NULL, CARVE_BLOCK_META, 0};
     int rc = visit(&piece, ctx);
-    for (uint64_t i = 0; rc == 0 && i < run_nslots[cls]; i++) {
+    for (uint64_t i = 0; rc == 0 && i < run_geom[cls].nslots; i++) {
         ref s = first + i * slot;
         bool live = slot_is_live(run, i);
         carve_block sb = {(size_t)s,

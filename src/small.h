@@ -94,11 +94,16 @@ struct run {
 };
 
 /* Geometry of a run of each class: the header and bitmap come first,
- * rounded up to a granule, then as many slots as fit in RUN_SIZE. */
-extern const uint16_t run_slot0[SMALL_CLASSES];
-extern const uint16_t run_nslots[SMALL_CLASSES];
+ * rounded up to a granule, then as many slots as fit in RUN_SIZE.  What
+ * locating a slot needs is in one 8-byte entry per class, so a free reads
+ * one line of tables. */
+struct run_geometry {
+    uint32_t mult;   /* ceil(2^32 / slot size): see slot_at() */
+    uint16_t slot0;  /* offset of slot 0 from the run header */
+    uint16_t nslots; /* slots in the run */
+};
+extern const struct run_geometry run_geom[SMALL_CLASSES];
 extern const uint8_t run_words[SMALL_CLASSES];
-extern const uint32_t slot_reciprocal[SMALL_CLASSES];
 
 CARVE_INLINE unsigned small_class_of(size_t size)
 {
@@ -178,9 +183,12 @@ CARVE_INLINE bool page_is_run(const carve_heap *h, ref off)
  * carve_attach's validation checks). */
 CARVE_INLINE bool small_owns_with_runs(const carve_heap *h, const void *p)
 {
-    /* One unsigned compare: below the arena wraps around to a huge offset. */
+    /* One unsigned compare: below the heap wraps around to a huge offset.
+     * Offsets below the arena need no test of their own: the page map
+     * covers them, and no run page starts before the arena (a run's block
+     * header precedes its page), so their bits are clear. */
     uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h);
-    return off - h->arena_begin < h->arena_end - h->arena_begin && page_is_run(h, off);
+    return off < h->arena_end && page_is_run(h, off);
 }
 
 /* Whether p, a pointer a caller handed in, lies in a run of this heap. */
@@ -189,11 +197,23 @@ CARVE_INLINE bool small_owns(const carve_heap *h, const void *p)
     return h->runs_on && small_owns_with_runs(h, p);
 }
 
-/* rel / (16 * (cls + 1)) for rel < RUN_SIZE, by multiplication: with
- * m = ceil(2^16 / d) the quotient (n * m) >> 16 is exact for n < 2^16 / d. */
-CARVE_INLINE uint64_t slot_index(uint64_t rel, unsigned cls)
+/* Whether rel, the byte offset of a pointer in run r's page from slot 0
+ * of r (class cls), is the start of one of its slots; if so its index is
+ * in *i.  One multiply answers both the division and the remainder: with d
+ * the slot size and m = ceil(2^32 / d) = (2^32 + e) / d (0 <= e < d),
+ * rel = q * d + t gives
+ *   rel * m = q * 2^32 + t * 2^32 / d + rel * e / d,
+ * where the last term is below rel < RUN_SIZE.  So the low 32 bits are
+ * below RUN_SIZE exactly when t = 0 (else they are at least
+ * 2^32 / 256 = 2^24), and the bits above them are q.  A pointer in the
+ * run's header is up to 112 bytes before slot 0: rel wraps around to
+ * 2^32 - k (k <= 112), and as k * m < 7 * 2^32, q is over m - 8 >= 2^24 - 8, past every
+ * run's last slot.  So the slot count test rules it out too. */
+CARVE_INLINE bool slot_at(uint64_t rel, unsigned cls, uint64_t *i)
 {
-    return ((rel >> GRANULE_SHIFT) * slot_reciprocal[cls]) >> 16;
+    uint64_t x = (rel & UINT32_MAX) * run_geom[cls].mult;
+    *i = x >> 32;
+    return (x & UINT32_MAX) < RUN_SIZE && *i < run_geom[cls].nslots;
 }
 
 CARVE_INLINE void count_slot(carve_heap *h, unsigned cls, bool allocated)
@@ -274,13 +294,13 @@ CARVE_INLINE void *small_take_slot(carve_heap *h, unsigned cls, bool may_decline
     }
     unsigned bit = lsb64(~run->live[w]);
     uint64_t i = (uint64_t)w * 64u + bit;
-    if (CARVE_UNLIKELY(i >= run_nslots[cls])) {
+    if (CARVE_UNLIKELY(i >= run_geom[cls].nslots)) {
         return NULL; /* a cleared bit past the last slot: damaged */
     }
     word_store(&run->live[w], run->live[w] | (UINT64_C(1) << bit));
     run->hint = (uint8_t)w;
     run->nfree--;
-    return at(h, r + run_slot0[cls] + i * slot_size_of(cls));
+    return at(h, r + run_geom[cls].slot0 + i * slot_size_of(cls));
 }
 
 /* Up to n slots of class cls from the class's current run (offsets into
@@ -385,9 +405,8 @@ CARVE_INLINE int small_locate(const carve_heap *h, const void *p, ref *ro, uint6
     if (CARVE_UNLIKELY(!run_is_valid(h, r, cls))) {
         return CARVE_ERR_CORRUPT;
     }
-    uint64_t rel = off - r - run_slot0[cls]; /* wraps when p is in the header */
-    uint64_t i = slot_index(rel & (RUN_SIZE - 1u), cls);
-    if (CARVE_UNLIKELY(rel >= RUN_SIZE || i * slot_size_of(cls) != rel || i >= run_nslots[cls])) {
+    uint64_t i;
+    if (CARVE_UNLIKELY(!slot_at(off - r - run_geom[cls].slot0, cls, &i))) {
         return CARVE_ERR_NOT_OWNED;
     }
     *ro = r;
@@ -411,7 +430,7 @@ CARVE_INLINE void small_put(carve_heap *h, ref r, uint64_t i, unsigned cls)
         run->hint = (uint8_t)w;
     }
     unsigned nfree = ++run->nfree;
-    if (CARVE_UNLIKELY(nfree == 1u || nfree == run_nslots[cls])) {
+    if (CARVE_UNLIKELY(nfree == 1u || nfree == run_geom[cls].nslots)) {
         small_free_transition(h, r, cls);
     }
 }

@@ -54,16 +54,63 @@ bool tcache_wanted(unsigned flags)
 
 /* ---- moving slots between a cache and the runs (heap lock held) ----------------------- */
 
-/* Folds the cache's user operations into the heap's counters (cache busy). */
+/* Folds the cache's user operations into the heap's counters (cache busy):
+ * per class, base - count is the pops minus the pushes since the last fold
+ * (threads.h, "Accounting").  Every change of a count other than a pop or
+ * push comes after a fold and moves base with it (cache_set_count). */
 static void cache_fold(carve_heap *h, struct tcache *c)
 {
-    h->slot_allocs += c->allocs;
-    h->slot_frees += c->frees;
-    h->used_public += c->alloc_bytes - c->free_bytes; /* modular: may be a net decrease */
+    uint64_t net = 0, net_bytes = 0; /* modular: may be negative */
+    for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
+        uint64_t d = (uint64_t)c->base[cls] - c->count[cls];
+        net += d;
+        net_bytes += d * slot_size_of(cls);
+        c->base[cls] = c->count[cls];
+    }
+    uint64_t pops = (c->ops + net) / 2u; /* ops + net = 2 * pops */
+    h->slot_allocs += pops;
+    h->slot_frees += c->ops - pops;
+    h->used_public += net_bytes;
     if (h->used_public > h->peak_used_bytes) {
         h->peak_used_bytes = h->used_public;
     }
-    c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
+    c->ops = 0;
+}
+
+/* Class cls of cache c (busy, just folded) holds n slots after a trade
+ * with the runs, which is no user operation. */
+static void cache_set_count(struct tcache *c, unsigned cls, unsigned n)
+{
+    c->count[cls] = (uint16_t)n;
+    c->base[cls] = (uint16_t)n;
+}
+
+/* Slots taken from the runs into a cache carry the cached mark like pushed
+ * ones: every slot in a cache does, so a free of one the user was never
+ * handed (a wild pointer that lands on a slot's start) is seen as freed
+ * twice, never taken into a cache a second time. */
+static void mark_cached(const carve_heap *h, const ref *slots, unsigned n)
+{
+    for (unsigned k = 0; k < n; k++) {
+        store64(at(h, slots[k]), cached_slot_mark(h, slots[k]));
+    }
+}
+
+/* A record freed: no solo fast path may use it (TCACHE_CLOSED). */
+static void cache_close_counts(struct tcache *c)
+{
+    for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
+        c->count[cls] = TCACHE_CLOSED;
+        c->base[cls] = TCACHE_CLOSED;
+    }
+}
+
+/* A record taken into use: nothing cached, nothing to fold. */
+static void cache_reset_counts(struct tcache *c)
+{
+    memset(c->count, 0, sizeof c->count);
+    memset(c->base, 0, sizeof c->base);
+    c->ops = 0;
 }
 
 /* Hands n slots (offsets a cache held) back to their runs.  A slot whose
@@ -89,14 +136,12 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
             }
             trusted = r;
         }
-        uint64_t rel = s - r - run_slot0[cls]; /* wraps when s is in the header */
-        uint64_t i = slot_index(rel & (RUN_SIZE - 1u), cls);
-        if (rel >= RUN_SIZE || i * slot_size_of(cls) != rel || i >= run_nslots[cls] ||
-            !slot_is_live(run_at(h, r), i)) {
+        uint64_t i;
+        if (!slot_at(s - r - run_geom[cls].slot0, cls, &i) || !slot_is_live(run_at(h, r), i)) {
             continue;
         }
         struct run *run = run_at(h, r);
-        bool may_unmake = run->nfree + 1u >= run_nslots[cls]; /* small_put may empty it */
+        bool may_unmake = run->nfree + 1u >= run_geom[cls].nslots; /* small_put may empty it */
         small_put(h, r, i, cls);
         if (may_unmake) {
             trusted = 0;
@@ -175,7 +220,7 @@ static void cache_empty(carve_heap *h, struct tcache *c)
     for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
         unsigned n = c->count[cls] <= TCACHE_CAP ? c->count[cls] : 0u;
         give_back_many(h, c->slot[cls], n);
-        c->count[cls] = 0;
+        cache_set_count(c, cls, 0);
     }
     /* After the slots: a run they empty is kept as its class's current
      * when there is none, as it would have been without caches. */
@@ -187,6 +232,7 @@ static void cache_empty(carve_heap *h, struct tcache *c)
 static void cache_retire(carve_heap *h, struct tcache *c)
 {
     cache_empty(h, c);
+    cache_close_counts(c);
     c->tag = 0;
     atomic_store_explicit(&c->state, 0, memory_order_release);
 }
@@ -203,6 +249,25 @@ static struct tcache *record(const carve_heap *h, uint64_t i)
     return cache_at(h, h->tcaches + i * sizeof(struct tcache));
 }
 
+void tcache_init_records(carve_heap *h)
+{
+    memset(at(h, h->tcaches), 0, (size_t)(h->tcache_count * sizeof(struct tcache)));
+    for (uint64_t i = 0; i < h->tcache_count; i++) {
+        cache_close_counts(record(h, i));
+    }
+}
+
+/* Whether free record c is closed to the solo fast paths. */
+static bool counts_closed(const struct tcache *c)
+{
+    for (unsigned cls = 0; cls < SMALL_CLASSES; cls++) {
+        if (c->count[cls] != TCACHE_CLOSED) {
+            return false;
+        }
+    }
+    return true;
+}
+
 ref *tcache_partial_head(carve_heap *h, uint64_t k, unsigned cls)
 {
     if (!records_in_place(h) || k >= h->tcache_count) {
@@ -215,7 +280,8 @@ ref *tcache_partial_head(carve_heap *h, uint64_t k, unsigned cls)
 }
 
 /* Whether offset s, held by a cache in class cls, is a live slot of a run
- * of that class. */
+ * of that class that carries the cached mark (a write after free over the
+ * mark is damage: a second free of that slot would go unnoticed). */
 static bool slot_is_cached_soundly(const carve_heap *h, ref s, unsigned cls)
 {
     ref r;
@@ -223,7 +289,7 @@ static bool slot_is_cached_soundly(const carve_heap *h, ref s, unsigned cls)
     void *p = at(h, s);
     return s > h->arena_begin && s < h->arena_end && small_owns(h, p) &&
            small_locate(h, p, &r, &i) == CARVE_OK && run_at(h, r)->cls == cls &&
-           slot_is_live(run_at(h, r), i);
+           slot_is_live(run_at(h, r), i) && load64(p) == cached_slot_mark(h, s);
 }
 
 bool tcache_adopt_orphans(carve_heap *h)
@@ -301,8 +367,8 @@ bool tcache_sums(carve_heap *h, struct tcache_sums *out)
         struct tcache *c = record(h, i);
         uint64_t tag = c->tag;
         if (tag == 0) {
-            if (c->owns != 0) {
-                return false; /* a free record that would take runs */
+            if (c->owns != 0 || !counts_closed(c)) {
+                return false; /* a free record that would take runs or slots */
             }
             continue;
         }
@@ -315,8 +381,8 @@ bool tcache_sums(carve_heap *h, struct tcache_sums *out)
             for (unsigned k = 0; sound && k < c->count[cls]; k++) {
                 sound = slot_is_cached_soundly(h, c->slot[cls][k], cls);
             }
-            out->slots += c->count[cls];
-            out->bytes += c->count[cls] * slot_size_of(cls);
+            out->slots += c->base[cls];
+            out->bytes += c->base[cls] * slot_size_of(cls);
             unsigned owner = owner_of(h, c);
             if (sound && c->own[cls] != 0) {
                 sound = small_own_is_valid(h, c->own[cls], cls, owner);
@@ -324,8 +390,6 @@ bool tcache_sums(carve_heap *h, struct tcache_sums *out)
             }
             sound = sound && small_own_list_is_sound(h, cls, c->partial[cls], owner, &out->listed);
         }
-        out->slots += c->allocs - c->frees;
-        out->bytes += c->alloc_bytes - c->free_bytes;
         cache_leave(c, tag);
         if (!sound) {
             return false;
@@ -534,11 +598,10 @@ static bool cache_create(carve_heap *h, struct tls_cache *e)
             continue;
         }
         ref off = h->tcaches + i * sizeof(struct tcache);
-        memset(c->count, 0, sizeof c->count);
+        cache_reset_counts(c);
         memset(c->own, 0, sizeof c->own);
         memset(c->partial, 0, sizeof c->partial);
         c->owns = 1;
-        c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
         c->pid = (uint32_t)getpid();
         c->tag = cache_tag(h, off, h->tcache_serial++);
         atomic_store_explicit(&c->state, c->tag, memory_order_release);
@@ -634,12 +697,13 @@ static struct tcache *refill(carve_heap *h, struct tls_cache *e, unsigned cls)
         return NULL;
     }
     /* Only the owner adds slots, so there is room for the batch. */
+    mark_cached(h, got, n);
+    cache_fold(h, c);
     unsigned have = c->count[cls];
     for (unsigned k = n; k-- > 0;) { /* lowest address on top */
         c->slot[cls][have++] = got[k];
     }
-    c->count[cls] = (uint16_t)have;
-    cache_fold(h, c);
+    cache_set_count(c, cls, have);
     heap_leave(h);
     if (have == 0) {
         cache_leave(c, e->tag);
@@ -669,14 +733,15 @@ void *tcache_alloc_slow(carve_heap *h, unsigned cls)
 }
 
 /* Moves the oldest (up to) TCACHE_BATCH slots of class cls out of cache c
- * (busy) into out; returns how many. */
-static unsigned cache_take_oldest(struct tcache *c, unsigned cls, ref *out)
+ * (busy) into out, folding first; returns how many. */
+static unsigned cache_take_oldest(carve_heap *h, struct tcache *c, unsigned cls, ref *out)
 {
+    cache_fold(h, c);
     unsigned have = c->count[cls];
     unsigned n = have < TCACHE_BATCH ? have : TCACHE_BATCH;
     memcpy(out, c->slot[cls], n * sizeof(ref));
     memmove(c->slot[cls], c->slot[cls] + n, (have - n) * sizeof(ref));
-    c->count[cls] = (uint16_t)(have - n);
+    cache_set_count(c, cls, have - n);
     return n;
 }
 
@@ -692,8 +757,7 @@ static bool flush(carve_heap *h, struct tls_cache *e, unsigned cls)
         memset(e, 0, sizeof *e);
         return false;
     }
-    unsigned n = cache_take_oldest(c, cls, out);
-    cache_fold(h, c);
+    unsigned n = cache_take_oldest(h, c, cls, out);
     cache_leave(c, e->tag);
     give_back_many(h, out, n);
     heap_leave(h);
@@ -741,11 +805,10 @@ static struct tcache *solo_cache(carve_heap *h)
 {
     struct tcache *c = record(h, 0);
     if (CARVE_UNLIKELY(c->tag == 0)) {
-        memset(c->count, 0, sizeof c->count);
+        cache_reset_counts(c);
         memset(c->own, 0, sizeof c->own);
         memset(c->partial, 0, sizeof c->partial);
         c->owns = 0;
-        c->allocs = c->frees = c->alloc_bytes = c->free_bytes = 0;
         c->pid = 0;
         c->tag = cache_tag(h, h->tcaches, h->tcache_serial++);
         atomic_store_explicit(&c->state, c->tag, memory_order_relaxed);
@@ -768,10 +831,12 @@ void *tcache_solo_refill(carve_heap *h, unsigned cls)
         give_back_many(h, got, n); /* making a run drained the cache: start over */
         return NULL;
     }
+    mark_cached(h, got, n);
     for (unsigned k = 0; k < n; k++) {
         c->slot[cls][k] = got[n - 1u - k]; /* lowest address on top */
     }
     cache_fold(h, c);
+    cache_set_count(c, cls, n);
     return hand_out(h, c, cls, n);
 }
 
@@ -782,8 +847,7 @@ int tcache_solo_flush(carve_heap *h, void *p, ref s, unsigned cls, uint64_t mark
     struct tcache *c = solo_cache(h);
     if (c->count[cls] >= TCACHE_CAP) {
         ref out[TCACHE_BATCH];
-        unsigned n = cache_take_oldest(c, cls, out);
-        cache_fold(h, c);
+        unsigned n = cache_take_oldest(h, c, cls, out);
         give_back_many(h, out, n);
         c = solo_cache(h);
     }

@@ -28,13 +28,15 @@
  *
  * Accounting.  A cached slot is live in its run's bitmap and is not the
  * user's.  The heap's slot counters count user operations, but a cache's
- * pops and pushes are counted in the cache (allocs, frees and their bytes)
- * until they are folded into the heap's counters under its lock.  Hence,
- * for every cache, count + allocs - frees changes only under the heap's
- * lock, and:
+ * pops and pushes are only counted in the cache until they are folded
+ * into the heap's counters under its lock.  A pop or push adds one to ops;
+ * and base[cls], the class's count at the last fold, changes only under
+ * the lock, so per class base - count is the pops minus the pushes since
+ * then, and the pops are (ops + that, summed) / 2.  One counter per
+ * operation instead of four.  Hence:
  *
- *   live bits = heap slot_allocs - slot_frees + sum over caches of
- *               (cached slots + allocs - frees)
+ *   live bits = heap slot_allocs - slot_frees + sum over caches and
+ *               classes of base (cached slots + pops - pushes)
  *
  * which carve_check verifies without emptying any cache.  What must be
  * exact (statistics, walks, compaction, an allocation about to fail, a
@@ -42,7 +44,9 @@
  *
  * A cached slot's first word holds a tag keyed to its offset, so a second
  * free of a slot that is sitting in a cache is noticed (the free then takes
- * the lock, drains every cache and finds the slot free).  The slots'
+ * the lock, drains every cache and finds the slot free).  Slots a refill
+ * takes from their runs are marked too: every slot in a cache carries the
+ * mark, so a free of one the user was never handed is caught the same way.  The slots'
  * offsets live in the cache block, never in the freed memory, so a write
  * after free cannot redirect an allocation.
  */
@@ -57,7 +61,7 @@
 #define TCACHE_CAP   32u
 #define TCACHE_BATCH 16u
 /* Heaps whose arena would be smaller than this get no caches: the records
- * take 4.2 KiB each, and the slots they may hold up to 68 KiB per thread. */
+ * take 4.4 KiB each, and the slots they may hold up to 68 KiB per thread. */
 #define TCACHE_MIN_ARENA (UINT64_C(4) << 20)
 /* How many heaps one thread keeps caches for at a time. */
 #define TCACHE_PER_THREAD 4u
@@ -68,9 +72,9 @@ struct tcache {
     uint64_t tag; /* cache_tag(): even, never 0, unique in the heap's life */
     uint32_t pid; /* the owning thread's process */
     uint32_t unused;
-    uint64_t allocs, frees;           /* user operations not yet folded in */
-    uint64_t alloc_bytes, free_bytes; /* their bytes */
+    uint64_t ops; /* pops and pushes not yet folded in */
     uint16_t count[SMALL_CLASSES];
+    uint16_t base[SMALL_CLASSES]; /* count at the last fold (under the lock) */
     ref slot[SMALL_CLASSES][TCACHE_CAP];
     /* The cache's own runs (small.h, "Runs of a thread's own"), per class:
      * the one in use (or 0), and the list of the others with free slots.
@@ -79,6 +83,12 @@ struct tcache {
     uint64_t owns; /* 1 while its runs may be listed in partial (in use) */
     ref partial[SMALL_CLASSES];
 };
+
+/* What every count of a free record (tag 0) holds: no pop (n - 1 < CAP)
+ * and no push (count < CAP) can use it, so the solo fast paths below need
+ * no test of the tag.  carve_init and cache_retire() close the counts;
+ * taking a record opens them. */
+#define TCACHE_CLOSED UINT16_MAX
 
 /* The most records a heap has (see reserve_tcaches() in heap.c). */
 #define TCACHE_MAX_RECORDS 64u
@@ -125,8 +135,7 @@ CARVE_INLINE ref cache_pop(struct tcache *c, unsigned cls, unsigned n)
 {
     ref s = c->slot[cls][n - 1u];
     c->count[cls] = (uint16_t)(n - 1u);
-    c->allocs++;
-    c->alloc_bytes += slot_size_of(cls);
+    c->ops++;
     return s;
 }
 
@@ -136,8 +145,7 @@ CARVE_INLINE void cache_push(struct tcache *c, unsigned cls, void *p, ref s, uin
 {
     store64(p, mark);
     c->slot[cls][c->count[cls]++] = s;
-    c->frees++;
-    c->free_bytes += slot_size_of(cls);
+    c->ops++;
 }
 
 /* A slot handed out from class cls of cache c (busy or solo, n > 0 slots):
@@ -239,17 +247,17 @@ CARVE_INLINE bool tcache_push(carve_heap *h, void *p, const struct freed_slot *f
 }
 
 /* The same for a heap without a lock (one thread at a time): record 0 is
- * the heap's one cache (a drain frees it: tag 0), and a refill or flush
- * needs no lock.  tcache_solo_pop is the pop alone: NULL when the class is
- * empty or the record was freed, and the caller then calls
- * tcache_solo_refill. */
+ * the heap's one cache (a drain frees it: tag 0, counts TCACHE_CLOSED),
+ * and a refill or flush needs no lock.  tcache_solo_pop is the pop alone:
+ * NULL when the class is empty or the record was freed, and the caller
+ * then calls tcache_solo_refill. */
 CARVE_INLINE void *tcache_solo_pop(carve_heap *h, unsigned cls)
 {
     struct tcache *c = cache_at(h, h->tcaches);
     unsigned n = c->count[cls];
-    /* n - 1 wraps for 0: one comparison rules out an empty class and a
-     * damaged count. */
-    if (CARVE_LIKELY(n - 1u < TCACHE_CAP && c->tag != 0)) {
+    /* n - 1 wraps for 0: one comparison rules out an empty class, a freed
+     * record and a damaged count. */
+    if (CARVE_LIKELY(n - 1u < TCACHE_CAP)) {
         return hand_out(h, c, cls, n);
     }
     return NULL;
@@ -261,7 +269,7 @@ CARVE_INLINE void *tcache_solo_pop(carve_heap *h, unsigned cls)
 CARVE_INLINE int tcache_solo_push(carve_heap *h, void *p, struct freed_slot f)
 {
     struct tcache *c = cache_at(h, h->tcaches);
-    if (CARVE_LIKELY(c->tag != 0 && c->count[f.cls] < TCACHE_CAP)) {
+    if (CARVE_LIKELY(c->count[f.cls] < TCACHE_CAP)) { /* not for a freed record */
         cache_push(c, f.cls, p, f.s, f.mark);
         return CARVE_OK;
     }
@@ -280,8 +288,10 @@ uint64_t tcache_usable(const carve_heap *h, const void *p);
 /* Under the heap's lock.  Empties every cache of the heap into its runs
  * and frees its record; true if a cache was in use. */
 bool tcache_drain_all(carve_heap *h);
+/* carve_init's: the count records of a new heap start free (TCACHE_CLOSED). */
+void tcache_init_records(carve_heap *h);
 /* What carve_check needs, summed over the records in use: the slots and
- * bytes they account for (cached + allocs - frees); false when a record is
+ * bytes they account for (base: cached + pops - pushes); false when a record is
  * damaged (a bad tag, a count over TCACHE_CAP, a slot that is not live, a
  * run in use or listed that is not the cache's). */
 struct tcache_sums {

@@ -4,6 +4,8 @@
  * carve_strerror.  Header tests run with CARVE_NO_RUNS so every block has the
  * header CARVE_BLOCK_OVERHEAD describes; slots in runs have their own test.
  */
+#include <stdbool.h>
+
 #include "unit_util.h"
 
 #define HEAP_SIZE (128u * 1024u)
@@ -422,6 +424,116 @@ static void test_free_slots(void **state)
     }
 }
 
+/* A slot a cache took from its run but never handed out (in a fresh heap,
+ * the one right after the first allocation): it is free, so its usable
+ * size is 0 and freeing it is a double free that changes nothing, and it
+ * is never handed out twice; carve_check reports its mark overwritten.
+ * With and without the lock. */
+static void test_free_slot_never_handed_out(void **state)
+{
+    (void)state;
+    const unsigned flags[] = {0, CARVE_THREADSAFE};
+    for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, (size_t)8 << 20, CARVE_GOOD_FIT, flags[fi]);
+        carve_stats before = uh_stats(h);
+        unsigned char *p = carve_alloc(h, 64);
+        assert_non_null(p);
+        tu_fill(p, 7, 64);
+        /* A write after free over a cached slot's mark is damage. */
+        uint64_t mark;
+        memcpy(&mark, p + 64, sizeof mark);
+        memset(p + 64, 0x11, sizeof mark);
+        ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+        memcpy(p + 64, &mark, sizeof mark);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        assert_int_equal(carve_usable_size(h, p + 64), 0);
+        ASSERT_STATUS(carve_free(h, p + 64), CARVE_ERR_DOUBLE_FREE);
+        carve_stats after = uh_stats(h);
+        assert_int_equal(after.live_blocks, before.live_blocks + 1);
+        assert_int_equal(after.allocs, before.allocs + 1);
+        assert_int_equal(after.frees, before.frees);
+        /* Every block handed out from now on is distinct. */
+        enum { N = 64 };
+        unsigned char *b[N];
+        for (size_t i = 0; i < N; i++) {
+            b[i] = carve_alloc(h, 64);
+            assert_non_null(b[i]);
+            assert_true(b[i] != p);
+            for (size_t j = 0; j < i; j++)
+                assert_true(b[j] != b[i]);
+            tu_fill(b[i], 100 + i, 64);
+        }
+        for (size_t i = 0; i < N; i++) {
+            assert_int_equal(tu_verify(b[i], 100 + i, 64), 64);
+            ASSERT_STATUS(carve_free(h, b[i]), CARVE_OK);
+        }
+        assert_int_equal(tu_verify(p, 7, 64), 64);
+        ASSERT_STATUS(carve_free(h, p), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
+/* Every byte of a run's page, for every slot size: only the starts of the
+ * slots the user holds read as live (carve_usable_size), and a free of any
+ * other byte is refused and changes nothing.  Half the run's slots are
+ * held, the others were freed (some sit in the cache). */
+static void test_every_offset_of_a_run(void **state)
+{
+    (void)state;
+    enum { RUN = 8192, MAX_SLOTS = 512 };
+    for (size_t size = 16; size <= CARVE_SMALL_MAX; size += 16) {
+        uh u;
+        carve_heap *h = uh_make(&u, (size_t)8 << 20, CARVE_GOOD_FIT, 0);
+        unsigned char *base = (unsigned char *)h;
+        unsigned char *slot[MAX_SLOTS];
+        size_t n = 0;
+        slot[n++] = carve_alloc(h, size);
+        assert_non_null(slot[0]);
+        unsigned char *page = base + (((size_t)(slot[0] - base)) & ~(size_t)(RUN - 1));
+        while (n < MAX_SLOTS) {
+            unsigned char *q = carve_alloc(h, size);
+            assert_non_null(q);
+            if (q < page || q >= page + RUN) {
+                ASSERT_STATUS(carve_free(h, q), CARVE_OK);
+                break;
+            }
+            slot[n++] = q;
+        }
+        assert_true(n > 16);
+        bool held[RUN] = {false};
+        for (size_t i = 0; i < n; i++) {
+            if (i % 2 == 0) {
+                tu_fill(slot[i], i, size);
+                held[slot[i] - page] = true;
+            } else {
+                ASSERT_STATUS(carve_free(h, slot[i]), CARVE_OK);
+            }
+        }
+        carve_stats before = uh_stats(h);
+        for (size_t off = 0; off < RUN; off++) {
+            size_t usable = carve_usable_size(h, page + off);
+            if (usable != (held[off] ? size : 0))
+                fail_msg("size %zu: usable_size(page + %zu) = %zu", size, off, usable);
+            if (!held[off]) {
+                int st = carve_free(h, page + off);
+                if (st != CARVE_ERR_NOT_OWNED && st != CARVE_ERR_DOUBLE_FREE)
+                    fail_msg("size %zu: free(page + %zu) = %d (%s)", size, off, st,
+                             carve_strerror(st));
+            }
+        }
+        carve_stats after = uh_stats(h);
+        ASSERT_STATS_SAME(before, after);
+        for (size_t i = 0; i < n; i += 2) {
+            assert_int_equal(tu_verify(slot[i], i, size), size);
+            ASSERT_STATUS(carve_free(h, slot[i]), CARVE_OK);
+        }
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
 /* carve_strerror: a distinct non-empty sentence per status, "unknown status"
  * otherwise. */
 static void test_strerror(void **state)
@@ -460,6 +572,8 @@ int main(void)
         cmocka_unit_test(test_free_block_header_overwritten),
         cmocka_unit_test(test_check_control_block),
         cmocka_unit_test(test_free_slots),
+        cmocka_unit_test(test_free_slot_never_handed_out),
+        cmocka_unit_test(test_every_offset_of_a_run),
         cmocka_unit_test(test_strerror),
     };
     UH_RUN_GROUP("errors", tests);
