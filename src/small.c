@@ -203,9 +203,11 @@ unsigned small_take_from(carve_heap *h, ref r, unsigned cls, ref *out, unsigned 
             }
             live |= UINT64_C(1) << bit;
             free_bits &= free_bits - 1u;
-            out[got++] = first + i * slot;
+            out[got] = first + i * slot;
+            store64(at(h, out[got]), cached_slot_mark(h, out[got]));
+            got++;
         }
-        word_store(&run->live[w], live);
+        atomic_store_explicit((_Atomic uint64_t *)&run->live[w], live, memory_order_release);
         if (damaged || free_bits != 0 || w + 1u == words) {
             break;
         }

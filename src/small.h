@@ -303,8 +303,18 @@ CARVE_INLINE void *small_take_slot(carve_heap *h, unsigned cls, bool may_decline
     return at(h, r + run_geom[cls].slot0 + i * slot_size_of(cls));
 }
 
+/* What a slot sitting in a thread's or the solo cache (threads.h) holds
+ * in its first word. */
+CARVE_INLINE uint64_t cached_slot_mark(const carve_heap *h, ref s)
+{
+    return h->salt ^ (s * UINT64_C(0x9e3779b97f4a7c15));
+}
+
 /* Up to n slots of class cls from the class's current run (offsets into
- * out, in address order), not yet counted as the user's: small_take n
+ * out, in address order), for a cache: each gets the cached mark before
+ * its live bit is set (a release store), so a free that reads the bit
+ * without the lock and finds it set also finds the mark.  Not yet counted
+ * as the user's: small_take n
  * times, but each bitmap word is read and written once.  Returns how many
  * (0 as small_take's NULL, including when the run declines). */
 unsigned small_take_many(carve_heap *h, unsigned cls, ref *out, unsigned n);

@@ -85,17 +85,6 @@ static void cache_set_count(struct tcache *c, unsigned cls, unsigned n)
     c->base[cls] = (uint16_t)n;
 }
 
-/* Slots taken from the runs into a cache carry the cached mark like pushed
- * ones: every slot in a cache does, so a free of one the user was never
- * handed (a wild pointer that lands on a slot's start) is seen as freed
- * twice, never taken into a cache a second time. */
-static void mark_cached(const carve_heap *h, const ref *slots, unsigned n)
-{
-    for (unsigned k = 0; k < n; k++) {
-        store64(at(h, slots[k]), cached_slot_mark(h, slots[k]));
-    }
-}
-
 /* A record freed: no solo fast path may use it (TCACHE_CLOSED). */
 static void cache_close_counts(struct tcache *c)
 {
@@ -697,7 +686,6 @@ static struct tcache *refill(carve_heap *h, struct tls_cache *e, unsigned cls)
         return NULL;
     }
     /* Only the owner adds slots, so there is room for the batch. */
-    mark_cached(h, got, n);
     cache_fold(h, c);
     unsigned have = c->count[cls];
     for (unsigned k = n; k-- > 0;) { /* lowest address on top */
@@ -831,7 +819,6 @@ void *tcache_solo_refill(carve_heap *h, unsigned cls)
         give_back_many(h, got, n); /* making a run drained the cache: start over */
         return NULL;
     }
-    mark_cached(h, got, n);
     for (unsigned k = 0; k < n; k++) {
         c->slot[cls][k] = got[n - 1u - k]; /* lowest address on top */
     }

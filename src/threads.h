@@ -123,12 +123,6 @@ CARVE_INLINE void cache_leave(struct tcache *c, uint64_t tag)
     atomic_store_explicit(&c->state, tag, memory_order_release);
 }
 
-/* What a slot sitting in a cache holds in its first word. */
-CARVE_INLINE uint64_t cached_slot_mark(const carve_heap *h, ref s)
-{
-    return h->salt ^ (s * UINT64_C(0x9e3779b97f4a7c15));
-}
-
 /* A pop from a non-empty class of cache c (busy, or a solo cache): the
  * newest slot, counted as the user's. */
 CARVE_INLINE ref cache_pop(struct tcache *c, unsigned cls, unsigned n)
@@ -195,7 +189,10 @@ CARVE_INLINE int cacheable_slot(const carve_heap *h, const void *p, struct freed
         return 0;
     }
     const struct run *run = run_at(h, r);
-    if (CARVE_UNLIKELY(!((word_load_relaxed(&run->live[i / 64u]) >> (i % 64u)) & 1u))) {
+    /* Acquire: a slot a refill just made live already carries its mark. */
+    uint64_t live =
+        atomic_load_explicit((const _Atomic uint64_t *)&run->live[i / 64u], memory_order_acquire);
+    if (CARVE_UNLIKELY(!((live >> (i % 64u)) & 1u))) {
         return 0;
     }
     f->s = offset_of(h, p);
