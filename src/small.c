@@ -6,8 +6,8 @@
 
 /* The tables follow from the run's payload (RUN_SIZE - 8 bytes) and its
  * 32-byte header: slot0 = round_up_16(32 + 8 * ceil((payload / slot) / 64)),
- * nslots = (payload - slot0) / slot, mult = ceil(2^32 / slot).
- * run_geometry_holds() re-derives them. */
+ * nslots = (payload - slot0) / slot; run_geometry_holds() re-derives the
+ * typed-in ones.  mult = ceil(2^32 / slot) is computed here, by SLOT_MULT. */
 #define SLOT_BYTES(cls) (UINT64_C(16) * ((cls) + 1u))
 #define SLOT_MULT(cls)  ((uint32_t)(((UINT64_C(1) << 32) + SLOT_BYTES(cls) - 1u) / SLOT_BYTES(cls)))
 const struct run_geometry run_geom[SMALL_CLASSES] = {
@@ -392,10 +392,8 @@ static bool run_geometry_holds(unsigned cls)
     uint64_t words = (payload / slot + 63u) / 64u;
     uint64_t slot0 = (sizeof(struct run) + words * 8u + GRANULE - 1u) & ~(uint64_t)(GRANULE - 1u);
     uint64_t nslots = (payload - slot0) / slot;
-    uint64_t mult = ((UINT64_C(1) << 32) + slot - 1u) / slot;
     return run_geom[cls].slot0 == slot0 && run_geom[cls].nslots == nslots &&
-           run_geom[cls].mult == mult && run_words[cls] == (nslots + 63u) / 64u &&
-           run_words[cls] <= words;
+           run_words[cls] == (nslots + 63u) / 64u && run_words[cls] <= words;
 }
 
 bool small_run_is_sound(const carve_heap *h, ref b, struct slot_totals *t)
