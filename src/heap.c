@@ -1010,14 +1010,13 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
  * and moves otherwise. */
 static void *realloc_slot(carve_heap *h, void *ptr, size_t size)
 {
-    ref r;
-    uint64_t i;
-    int st = small_locate(h, ptr, &r, &i);
-    if (st != CARVE_OK || !slot_is_live(run_at(h, r), i)) {
+    struct slot_loc loc;
+    int st = small_locate(h, ptr, &loc);
+    if (st != CARVE_OK || !slot_is_live(run_at(h, loc.run), loc.index)) {
         errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
         return NULL;
     }
-    uint64_t slot = slot_size_of(run_at(h, r)->cls);
+    uint64_t slot = slot_size_of(loc.cls);
     if ((uint64_t)size <= slot) {
         return ptr;
     }

@@ -209,11 +209,12 @@ CARVE_INLINE bool small_owns(const carve_heap *h, const void *p)
  * run's header is up to 112 bytes before slot 0: rel wraps around to
  * 2^32 - k (k <= 112), and as k * m < 7 * 2^32, q is over m - 8 >= 2^24 - 8, past every
  * run's last slot.  So the slot count test rules it out too. */
-CARVE_INLINE bool slot_at(uint64_t rel, unsigned cls, uint64_t *i)
+CARVE_INLINE bool slot_at(uint64_t rel, uint64_t cls, uint64_t *i)
 {
-    uint64_t x = (rel & UINT32_MAX) * run_geom[cls].mult;
+    const struct run_geometry g = run_geom[cls];
+    uint64_t x = (rel & UINT32_MAX) * g.mult;
     *i = x >> 32;
-    return (x & UINT32_MAX) < RUN_SIZE && *i < run_geom[cls].nslots;
+    return (x & UINT32_MAX) < RUN_SIZE && *i < g.nslots;
 }
 
 CARVE_INLINE void count_slot(carve_heap *h, unsigned cls, bool allocated)
@@ -405,22 +406,46 @@ CARVE_INLINE void *small_alloc_any(carve_heap *h, size_t size)
     return p;
 }
 
-/* The run and slot index of p (small_owns(h, p) holds); a status when p is
- * not a slot's start or the run's header fails its check. */
-CARVE_INLINE int small_locate(const carve_heap *h, const void *p, ref *ro, uint64_t *io)
+/* Where a slot pointer lies: its run, its index there and the run's class. */
+struct slot_loc {
+    ref run;
+    uint64_t index;
+    unsigned cls;
+};
+
+/* The class the header of run r (an offset known to be plausible) names,
+ * through its tag alone: the tag is r ^ salt ^ cls << 56, so with r and
+ * the salt taken out only the class may be left, below SMALL_CLASSES.
+ * false when anything else is (a damaged header, or no run at all). */
+CARVE_INLINE bool run_class_from_tag(const carve_heap *h, ref r, uint64_t *cls)
+{
+    uint64_t x = run_at(h, r)->tag ^ r ^ h->salt;
+    /* Four bits of class: every one of them names a class. */
+    _Static_assert(SMALL_CLASSES == 16u, "the class mask below keeps four bits");
+    if (CARVE_UNLIKELY((x & ~(UINT64_C(0xf) << 56)) != 0)) {
+        return false;
+    }
+    *cls = x >> 56;
+    return true;
+}
+
+/* Where p lies (small_owns(h, p) holds); a status when p is not a slot's
+ * start or the run's header fails its check.  The class comes from the
+ * tag (run_class_from_tag), which carve_check holds equal to the header's
+ * cls field. */
+CARVE_INLINE int small_locate(const carve_heap *h, const void *p, struct slot_loc *loc)
 {
     ref off = offset_of(h, p);
     ref r = (off & ~(ref)(RUN_SIZE - 1u)) + RUN_HEAD_OFFSET;
-    unsigned cls = run_at(h, r)->cls;
-    if (CARVE_UNLIKELY(!run_is_valid(h, r, cls))) {
+    uint64_t cls;
+    if (CARVE_UNLIKELY(!run_class_from_tag(h, r, &cls))) {
         return CARVE_ERR_CORRUPT;
     }
-    uint64_t i;
-    if (CARVE_UNLIKELY(!slot_at(off - r - run_geom[cls].slot0, cls, &i))) {
+    if (CARVE_UNLIKELY(!slot_at(off - r - run_geom[cls].slot0, cls, &loc->index))) {
         return CARVE_ERR_NOT_OWNED;
     }
-    *ro = r;
-    *io = i;
+    loc->run = r;
+    loc->cls = (unsigned)cls;
     return CARVE_OK;
 }
 
@@ -449,31 +474,27 @@ CARVE_INLINE void small_put(carve_heap *h, ref r, uint64_t i, unsigned cls)
  * CARVE_ERR_DOUBLE_FREE, CARVE_ERR_NOT_OWNED or CARVE_ERR_CORRUPT. */
 CARVE_INLINE int small_free(carve_heap *h, void *p)
 {
-    ref r;
-    uint64_t i;
-    int st = small_locate(h, p, &r, &i);
+    struct slot_loc loc;
+    int st = small_locate(h, p, &loc);
     if (CARVE_UNLIKELY(st != CARVE_OK)) {
         return st;
     }
-    struct run *run = run_at(h, r);
-    unsigned cls = run->cls;
-    if (CARVE_UNLIKELY(!slot_is_live(run, i))) {
+    if (CARVE_UNLIKELY(!slot_is_live(run_at(h, loc.run), loc.index))) {
         return CARVE_ERR_DOUBLE_FREE;
     }
-    count_slot(h, cls, false);
-    small_put(h, r, i, cls);
+    count_slot(h, loc.cls, false);
+    small_put(h, loc.run, loc.index, loc.cls);
     return CARVE_OK;
 }
 
 /* The slot size of a live slot, or 0 when p is not one. */
 CARVE_INLINE uint64_t small_usable(const carve_heap *h, const void *p)
 {
-    ref r;
-    uint64_t i;
-    if (small_locate(h, p, &r, &i) != CARVE_OK || !slot_is_live(run_at(h, r), i)) {
+    struct slot_loc loc;
+    if (small_locate(h, p, &loc) != CARVE_OK || !slot_is_live(run_at(h, loc.run), loc.index)) {
         return 0;
     }
-    return slot_size_of(run_at(h, r)->cls);
+    return slot_size_of(loc.cls);
 }
 
 /* ---- small.c: the rest ---------------------------------------------------------- */

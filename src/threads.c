@@ -273,12 +273,11 @@ ref *tcache_partial_head(carve_heap *h, uint64_t k, unsigned cls)
  * mark is damage: a second free of that slot would go unnoticed). */
 static bool slot_is_cached_soundly(const carve_heap *h, ref s, unsigned cls)
 {
-    ref r;
-    uint64_t i;
+    struct slot_loc loc;
     void *p = at(h, s);
     return s > h->arena_begin && s < h->arena_end && small_owns(h, p) &&
-           small_locate(h, p, &r, &i) == CARVE_OK && run_at(h, r)->cls == cls &&
-           slot_is_live(run_at(h, r), i) && load64(p) == cached_slot_mark(h, s);
+           small_locate(h, p, &loc) == CARVE_OK && loc.cls == cls &&
+           slot_is_live(run_at(h, loc.run), loc.index) && load64(p) == cached_slot_mark(h, s);
 }
 
 bool tcache_adopt_orphans(carve_heap *h)

@@ -183,21 +183,20 @@ struct freed_slot {
 
 CARVE_INLINE int cacheable_slot(const carve_heap *h, const void *p, struct freed_slot *f)
 {
-    ref r;
-    uint64_t i;
-    if (CARVE_UNLIKELY(small_locate(h, p, &r, &i) != CARVE_OK)) {
+    struct slot_loc loc;
+    if (CARVE_UNLIKELY(small_locate(h, p, &loc) != CARVE_OK)) {
         return 0;
     }
-    const struct run *run = run_at(h, r);
+    const struct run *run = run_at(h, loc.run);
     /* Acquire: a slot a refill just made live already carries its mark. */
-    uint64_t live =
-        atomic_load_explicit((const _Atomic uint64_t *)&run->live[i / 64u], memory_order_acquire);
-    if (CARVE_UNLIKELY(!((live >> (i % 64u)) & 1u))) {
+    uint64_t live = atomic_load_explicit((const _Atomic uint64_t *)&run->live[loc.index / 64u],
+                                         memory_order_acquire);
+    if (CARVE_UNLIKELY(!((live >> (loc.index % 64u)) & 1u))) {
         return 0;
     }
     f->s = offset_of(h, p);
     f->mark = cached_slot_mark(h, f->s);
-    f->cls = run->cls;
+    f->cls = loc.cls;
     return load64(p) == f->mark ? -1 : 1;
 }
 
