@@ -58,9 +58,21 @@ CARVE_INLINE bool kind_is_users(unsigned kind)
 
 /* ---- the header word ------------------------------------------------------ */
 
+/* The check: the top 20 bits of one multiply by an odd constant.  It is
+ * read and written on every header the general heap touches (about a dozen
+ * a W2 operation), so it is kept to a multiply.  What it must catch it does:
+ * a multiply by an odd number carries every input bit into all the bits
+ * above it, so any change to bits 0-43 (one flipped bit, or any difference
+ * whose lowest set bit is below 44) moves the top 20 unless the difference
+ * times the constant happens to clear them (about 1 in 2^20, like any 20-bit
+ * check), a change to the check bits themselves shows at once, and a
+ * header copied to another offset has its input moved by the offset's bits,
+ * so it fails there the same way.  It guards against accidents (overruns,
+ * stale pointers, stray writes), not against someone forging headers: the
+ * salt is in the buffer for anyone to read. */
 CARVE_INLINE uint64_t hdr_check_bits(const carve_heap *h, ref off, uint64_t low)
 {
-    return mix64(low ^ (off << 20) ^ h->salt) >> HDR_LOW_BITS;
+    return ((low ^ (off << 20) ^ h->salt) * UINT64_C(0x9e3779b97f4a7c15)) >> HDR_LOW_BITS;
 }
 
 CARVE_INLINE hword hdr_make(const carve_heap *h, ref off, uint64_t granules, uint64_t flags)

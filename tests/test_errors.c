@@ -220,6 +220,50 @@ static void test_free_overwritten_header(void **state)
     }
 }
 
+/* Every one-bit change to a block's header fails its check for certain
+ * (the check is a multiply by an odd constant with no run of 20 equal bits:
+ * see hdr_check_bits), whichever bit and whichever block size: free refuses
+ * the block, carve_check reports CORRUPT, and nothing changes. */
+static void test_every_header_bit_checked(void **state)
+{
+    (void)state;
+    uh u;
+    carve_heap *h = uh_make(&u, (size_t)1 << 20, CARVE_GOOD_FIT, CARVE_NO_RUNS);
+    const size_t sizes[] = {1, 24, 200, 4000, 70000};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        unsigned char *a = carve_alloc(h, sizes[si]);
+        unsigned char *b = carve_alloc(h, sizes[si]);
+        unsigned char *c = carve_alloc(h, sizes[si]);
+        assert_non_null(c);
+        tu_fill(b, 7, sizes[si]);
+        uint64_t word;
+        unsigned char *hdr = b - CARVE_BLOCK_OVERHEAD;
+        memcpy(&word, hdr, sizeof word);
+        for (unsigned bit = 0; bit < 64; bit++) {
+            carve_stats before = uh_stats(h);
+            uint64_t bad = word ^ ((uint64_t)1 << bit);
+            memcpy(hdr, &bad, sizeof bad);
+            if (carve_check(h) != CARVE_ERR_CORRUPT)
+                fail_msg("size %zu: header bit %u flipped, carve_check did not report it",
+                         sizes[si], bit);
+            int st = carve_free(h, b);
+            if (st != CARVE_ERR_CORRUPT && st != CARVE_ERR_NOT_OWNED)
+                fail_msg("size %zu: header bit %u flipped, free = %d (%s)", sizes[si], bit, st,
+                         carve_strerror(st));
+            memcpy(hdr, &word, sizeof word);
+            carve_stats after = uh_stats(h);
+            ASSERT_STATS_SAME(before, after);
+        }
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        assert_int_equal(tu_verify(b, 7, sizes[si]), sizes[si]);
+        ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, b), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, c), CARVE_OK);
+    }
+    ASSERT_HEAP_SANE(h);
+    uh_destroy(&u);
+}
+
 /* A buffer overrun from one block into the next block's header: freeing the
  * block before it (which must look at its neighbour to coalesce) reports
  * CORRUPT and changes nothing. */
@@ -568,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_double_free_after_merge),
         cmocka_unit_test(test_free_not_owned),
         cmocka_unit_test(test_free_overwritten_header),
+        cmocka_unit_test(test_every_header_bit_checked),
         cmocka_unit_test(test_free_overrun_into_neighbour),
         cmocka_unit_test(test_free_block_header_overwritten),
         cmocka_unit_test(test_check_control_block),
