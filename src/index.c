@@ -21,7 +21,7 @@ static void class_mark_empty(carve_heap *h, unsigned cls)
 }
 
 /* A list neighbour is trusted only if its header checks out as a free block. */
-static bool neighbour_is_free(const carve_heap *h, ref n)
+CARVE_INLINE bool neighbour_is_free(const carve_heap *h, ref n)
 {
     hword w;
     return block_read(h, n, &w) && hdr_is_free(w);
