@@ -159,10 +159,11 @@ CARVE_INLINE struct tcache *enter_mru(const carve_heap *h, uint64_t *tag)
     const struct tls_cache *e = &tcache_mine[0];
     if (CARVE_LIKELY(e->h == h && e->salt == h->salt)) {
         struct tcache *c = cache_at(h, e->c);
-        uint64_t expected = e->tag;
+        uint64_t mine = e->tag; /* read once: the exchange is a barrier */
+        uint64_t expected = mine;
         if (CARVE_LIKELY(atomic_compare_exchange_strong_explicit(
-                &c->state, &expected, e->tag | 1u, memory_order_acquire, memory_order_relaxed))) {
-            *tag = e->tag;
+                &c->state, &expected, mine | 1u, memory_order_acquire, memory_order_relaxed))) {
+            *tag = mine;
             return c;
         }
     }
