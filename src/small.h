@@ -416,7 +416,9 @@ struct slot_loc {
 /* The class the header of run r (an offset known to be plausible) names,
  * through its tag alone: the tag is r ^ salt ^ cls << 56, so with r and
  * the salt taken out only the class may be left, below SMALL_CLASSES.
- * false when anything else is (a damaged header, or no run at all). */
+ * false when anything else is (a damaged header, or no run at all).  The
+ * mask is written out rather than checked through run_tag(): that form
+ * costs the small free path a register spill (4.5 instructions a W1 step). */
 CARVE_INLINE bool run_class_from_tag(const carve_heap *h, ref r, uint64_t *cls)
 {
     uint64_t x = run_at(h, r)->tag ^ r ^ h->salt;
