@@ -240,7 +240,7 @@ typedef tool_peer peer;
  * p's library preloaded), filling r. */
 void peer_run_job(const char *self_exe, const peer *p, const job *j, result *r);
 
-/* Runs j (W1) under valgrind --tool=callgrind in a child, allocator row
+/* Runs j (W1 or W2) under valgrind --tool=callgrind in a child, allocator row
  * named row ("harness", "carve-good", ... or a peer name, with preload),
  * and returns the instructions counted in the timed loop, or -1 with why. */
 double callgrind_run(const char *self_exe, const char *valgrind, const char *row, const peer *p,
