@@ -19,7 +19,9 @@ ref block_prev_free(const carve_heap *h, ref b, hword *prev_w)
     }
     ref p = b - bytes_of(g);
     hword w;
-    if (!block_read(h, p, &w) || w != footer || !hdr_is_free(w)) {
+    /* A footer whose size stays inside the arena places the header it
+     * names: granule-aligned, at or after the arena start. */
+    if (!block_read_placed(h, p, &w) || w != footer || !hdr_is_free(w)) {
         return 0;
     }
     *prev_w = w;

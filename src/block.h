@@ -198,20 +198,18 @@ CARVE_INLINE bool block_offset_plausible(const carve_heap *h, ref off)
 
 /* ---- block.c --------------------------------------------------------------- */
 
-/* Reads the header at b and validates it (range, check, size inside the
- * arena).  Returns false when it cannot be trusted.  b == arena_end reads
- * the sentinel. */
-CARVE_INLINE bool block_read(const carve_heap *h, ref b, hword *out)
+/* Reads the header at b, an offset known to be granule-aligned and within
+ * [arena_begin, arena_end] (a block's physical successor, or a pointer that
+ * was range-checked), and validates it (check, size inside the arena).
+ * Returns false when it cannot be trusted.  b == arena_end reads the
+ * sentinel. */
+CARVE_INLINE bool block_read_placed(const carve_heap *h, ref b, hword *out)
 {
+    hword w = block_header(h, b);
     if (b == h->arena_end) { /* the sentinel: an empty, permanently live block */
-        hword w = block_header(h, b);
         *out = w;
         return hdr_valid(h, b, w) && hdr_granules(w) == 0 && !hdr_is_free(w);
     }
-    if (!block_offset_plausible(h, b)) {
-        return false;
-    }
-    hword w = block_header(h, b);
     if (!hdr_valid(h, b, w)) {
         return false;
     }
@@ -221,6 +219,16 @@ CARVE_INLINE bool block_read(const carve_heap *h, ref b, hword *out)
     }
     *out = w;
     return true;
+}
+
+/* The same for any offset b: false also when b cannot be a header (outside
+ * the arena or misaligned). */
+CARVE_INLINE bool block_read(const carve_heap *h, ref b, hword *out)
+{
+    if (b == h->arena_end) {
+        return block_read_placed(h, b, out);
+    }
+    return block_offset_plausible(h, b) && block_read_placed(h, b, out);
 }
 
 /* The free block before b (b's header has PREV_FREE), validated through its

@@ -554,7 +554,7 @@ static bool quarantine_if_damaged(carve_heap *h, ref b, uint64_t g)
  * takes it out of the index (*bg: its size).  1: taken; 0: it failed a
  * check (errno EIO, nothing changed); -1: its poison was damaged, so it was
  * quarantined and the caller searches again. */
-static int take_found_block(carve_heap *h, ref b, uint64_t g, uint64_t *bg)
+CARVE_INLINE int take_found_block(carve_heap *h, ref b, uint64_t g, uint64_t *bg)
 {
     hword w;
     if (!block_read(h, b, &w) || !hdr_is_free(w) || hdr_granules(w) < g ||
@@ -563,7 +563,7 @@ static int take_found_block(carve_heap *h, ref b, uint64_t g, uint64_t *bg)
         return 0;
     }
     *bg = hdr_granules(w);
-    index_remove(h, b, *bg);
+    index_remove_hot(h, b, *bg);
     if ((h->flags & CARVE_POISON) && !block_poison_intact(h, b, *bg)) {
         quarantine(h, b, *bg);
         return -1;
@@ -574,7 +574,7 @@ static int take_found_block(carve_heap *h, ref b, uint64_t g, uint64_t *bg)
 /* Finds, validates and removes from the index a free block of at least g
  * granules.  Returns 0 and sets errno (ENOMEM, or EIO for metadata that
  * failed a check) when there is none. */
-static ref claim_free_block(carve_heap *h, uint64_t g, uint64_t *bg)
+CARVE_INLINE ref claim_free_block(carve_heap *h, uint64_t g, uint64_t *bg)
 {
     for (;;) {
         bool corrupt = false;
@@ -594,7 +594,8 @@ static ref claim_free_block(carve_heap *h, uint64_t g, uint64_t *bg)
  * of this kind; a remainder of at least the minimum block goes back to the
  * index.  prev_free says whether the block before b is free.  Returns false
  * (with b back in the index) when the block after b fails its check. */
-static bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned kind, bool prev_free)
+CARVE_INLINE bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned kind,
+                            bool prev_free)
 {
     uint64_t flags = ((uint64_t)kind << HDR_KIND_SHIFT) | (prev_free ? HDR_PREV_FREE : 0);
     uint64_t rest = bg - g;
@@ -603,11 +604,11 @@ static bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned ki
         ref r = block_next(b, g);
         block_set_header(h, b, g, flags);
         block_make_free(h, r, rest);
-        index_insert(h, r, rest);
+        index_insert_hot(h, r, rest);
     } else {
         ref n = block_next(b, bg);
         hword nw;
-        if (!block_read(h, n, &nw)) {
+        if (!block_read_placed(h, n, &nw)) {
             index_insert(h, b, bg);
             errno = CARVE_ERRNO_CORRUPT;
             return false;
@@ -627,6 +628,21 @@ static bool carve_out(carve_heap *h, ref b, uint64_t bg, uint64_t g, unsigned ki
     return true;
 }
 
+/* carve_out out of line, for the aligned path: the plain allocation paths
+ * have it inline. */
+static CARVE_OUTLINE bool carve_out_call(carve_heap *h, ref b, uint64_t bg, uint64_t g,
+                                         unsigned kind, bool prev_free)
+{
+    return carve_out(h, b, bg, g, kind, prev_free);
+}
+
+/* claim_free_block out of line: for the aligned and retry paths, so that the
+ * library keeps one other copy of it beside heap_alloc_block's. */
+static CARVE_OUTLINE ref claim_free_block_call(carve_heap *h, uint64_t g, uint64_t *bg)
+{
+    return claim_free_block(h, g, bg);
+}
+
 /* Gives back what sits unused in front of the free index: thread caches'
  * slots (first, since that can empty runs), then retained empty runs.
  * True if anything came back. */
@@ -637,15 +653,24 @@ static bool reclaim_cached(carve_heap *h)
     return drained || reclaimed;
 }
 
-/* A live general block of g granules, or 0 with errno set.  When the index
- * has nothing, retained empty runs are handed back first and the search
- * retried, so they never make an allocation fail. */
+/* After claim_free_block found nothing: when that was for want of space,
+ * hands back what the caches and retained empty runs hold and, if anything
+ * came back, searches again (so they never make an allocation fail). */
+static CARVE_NOINLINE ref claim_after_reclaim(carve_heap *h, uint64_t g, uint64_t *bg)
+{
+    if (errno != ENOMEM || !reclaim_cached(h)) {
+        return 0;
+    }
+    return claim_free_block_call(h, g, bg);
+}
+
+/* A live general block of g granules, or 0 with errno set. */
 ref heap_alloc_block(carve_heap *h, uint64_t g, unsigned kind)
 {
     uint64_t bg;
     ref b = claim_free_block(h, g, &bg);
-    if (b == 0 && errno == ENOMEM && reclaim_cached(h)) {
-        b = claim_free_block(h, g, &bg);
+    if (CARVE_UNLIKELY(b == 0)) {
+        b = claim_after_reclaim(h, g, &bg);
     }
     return b && carve_out(h, b, bg, g, kind, false) ? b : 0;
 }
@@ -664,9 +689,9 @@ static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, ui
         errno = ENOMEM;
         return 0;
     }
-    ref b = claim_free_block(h, g + lead_room, &bg);
-    if (b == 0 && errno == ENOMEM && reclaim_cached(h)) {
-        b = claim_free_block(h, g + lead_room, &bg);
+    ref b = claim_free_block_call(h, g + lead_room, &bg);
+    if (b == 0) {
+        b = claim_after_reclaim(h, g + lead_room, &bg);
     }
     if (b == 0) {
         return 0;
@@ -687,7 +712,7 @@ static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, ui
         index_insert(h, b, lead_g);
     }
     ref a = b + lead;
-    return carve_out(h, a, bg - lead_g, g, kind, lead_g != 0) ? a : 0;
+    return carve_out_call(h, a, bg - lead_g, g, kind, lead_g != 0) ? a : 0;
 }
 
 /* Whether the index holds a fragment (small.h) of exactly g granules.  The
@@ -835,7 +860,7 @@ static int locate_live(const carve_heap *h, const void *p, ref *bo, hword *wo)
         return CARVE_ERR_NOT_OWNED;
     }
     hword w;
-    if (!block_read(h, b, &w)) {
+    if (!block_read_placed(h, b, &w)) {
         /* An interior pointer, or a real block whose header was overwritten:
          * only the chain can tell which. */
         return block_is_boundary(h, b) == 0 ? CARVE_ERR_NOT_OWNED : CARVE_ERR_CORRUPT;
@@ -860,7 +885,7 @@ int heap_release_block(carve_heap *h, ref b, hword w)
     hword nw;
     hword pw = 0;
     ref p = 0;
-    if (!block_read(h, n, &nw)) {
+    if (!block_read_placed(h, n, &nw)) {
         return CARVE_ERR_CORRUPT;
     }
     if (hdr_prev_free(w)) {
@@ -884,14 +909,14 @@ int heap_release_block(carve_heap *h, ref b, hword w)
     uint64_t total = g;
     if (p) {
         uint64_t pg = hdr_granules(pw);
-        index_remove(h, p, pg);
+        index_remove_hot(h, p, pg);
         block_erase_header(h, b);
         start = p;
         total += pg;
     }
     if (next_free) {
         uint64_t ng = hdr_granules(nw);
-        index_remove(h, n, ng);
+        index_remove_hot(h, n, ng);
         block_erase_header(h, n);
         total += ng;
     } else {
@@ -901,7 +926,7 @@ int heap_release_block(carve_heap *h, ref b, hword w)
     if (h->flags & CARVE_POISON) {
         block_poison(h, start, total);
     }
-    index_insert(h, start, total);
+    index_insert_hot(h, start, total);
     count_used(h, -(int64_t)bytes_of(g));
     if (kind_is_users(hdr_kind(w))) {
         h->live_blocks--;

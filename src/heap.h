@@ -22,8 +22,10 @@ bool heap_request_granules(const carve_heap *h, size_t size, uint64_t extra, uin
  * and the search retried before it gives up; it never compacts. */
 ref heap_alloc_block(carve_heap *h, uint64_t g, unsigned kind);
 
-/* Frees live block b (header w), merging it with its free neighbours:
- * CARVE_OK, or CARVE_ERR_CORRUPT (nothing changed). */
+/* Frees live block b (header w, as block_read validated it or as the heap
+ * just wrote it: its size is trusted to end inside the arena), merging it
+ * with its free neighbours: CARVE_OK, or CARVE_ERR_CORRUPT (nothing
+ * changed). */
 int heap_release_block(carve_heap *h, ref b, hword w);
 
 /* In-place resizing of live block b (header w) to want granules: shrinking

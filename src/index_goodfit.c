@@ -13,11 +13,11 @@
 
 ref goodfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
 {
-    unsigned want = class_of(class_round_up(g));
-    unsigned cls = class_first_nonempty(h, want);
-    if (CARVE_LIKELY(cls != UINT32_MAX)) {
-        return h->heads[cls];
+    ref b = goodfit_head_fit(h, g);
+    if (b != 0) {
+        return b;
     }
+    unsigned want = class_of(class_round_up(g));
     unsigned own = class_of(g);
     if (own != want && own / SL_COUNT < h->fl_count && h->heads[own]) {
         return list_first_fit(h, own, g, corrupt);
