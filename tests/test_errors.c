@@ -353,6 +353,126 @@ static void test_free_block_header_overwritten(void **state)
     }
 }
 
+/* Whether [p, p + n) and [q, q + m) overlap. */
+static bool ranges_overlap(const unsigned char *p, size_t n, const unsigned char *q, size_t m)
+{
+    return p < q + m && q < p + n;
+}
+
+/* The damaged link values test_free_list_links_overwritten writes. */
+enum {
+    LINK_GARBAGE,
+    LINK_LAST_BYTES,
+    LINK_LAST_BLOCK,
+    LINK_LIVE_HEADER,
+    LINK_INTERIOR,
+    LINK_MISALIGNED,
+    LINK_PAST_FREE,
+    LINK_FORGED,
+    LINK_CASES
+};
+
+enum { LINK_GAP = 300, LINK_GUARDS = 3 };
+
+/* One case of test_free_list_links_overwritten: word 0 or 1 of the middle
+ * listed free block becomes the value `kind` names. */
+static void free_list_link_case(carve_policy policy, unsigned kind, unsigned word)
+{
+    uh u;
+    carve_heap *h = uh_make(&u, HEAP_SIZE, policy, CARVE_NO_RUNS);
+    unsigned char *freed[LINK_GUARDS], *guard[LINK_GUARDS];
+    unsigned char expect[LINK_GUARDS][LINK_GAP];
+    for (int i = 0; i < LINK_GUARDS; i++) {
+        freed[i] = carve_alloc(h, LINK_GAP);
+        guard[i] = carve_alloc(h, LINK_GAP);
+        assert_non_null(guard[i]);
+        memset(expect[i], 0x30 + i, LINK_GAP);
+    }
+    for (int i = 0; i < LINK_GUARDS; i++)
+        ASSERT_STATUS(carve_free(h, freed[i]), CARVE_OK);
+    /* freed[1] is listed between the other two (one class, one size). */
+    const unsigned char *base = (const unsigned char *)h;
+    const unsigned char *end = u.r.buf + u.r.size;
+    uint64_t self = (uint64_t)(freed[1] - CARVE_BLOCK_OVERHEAD - base);
+    uint64_t v;
+    switch (kind) {
+    case LINK_GARBAGE:
+        v = UINT64_C(0xdeadbeefcafef00d);
+        break;
+    case LINK_LAST_BYTES:
+        v = (uint64_t)(end - 16 - base);
+        break;
+    case LINK_LAST_BLOCK:
+        v = (uint64_t)(end - 32 - base);
+        break;
+    case LINK_LIVE_HEADER:
+        v = (uint64_t)(guard[1] - CARVE_BLOCK_OVERHEAD - base);
+        break;
+    case LINK_INTERIOR:
+        v = self + 16u;
+        break;
+    case LINK_MISALIGNED:
+        v = self + 4u;
+        break;
+    case LINK_PAST_FREE:
+        v = (uint64_t)(freed[2] + LINK_GAP * 4 - base);
+        break;
+    default:
+        /* A place inside a live block, aligned like a header, whose user
+         * data links back to the damaged block as a list neighbour would:
+         * only the header check stands between the heap and writing into
+         * that block. */
+        v = self + (uint64_t)(guard[2] - freed[1]) + 32u;
+        memcpy(expect[2] + 32, &self, 8); /* its next link */
+        memcpy(expect[2] + 40, &self, 8); /* its previous link */
+        break;
+    }
+    for (int i = 0; i < LINK_GUARDS; i++)
+        memcpy(guard[i], expect[i], LINK_GAP);
+    uint64_t saved;
+    memcpy(&saved, freed[1] + 8 * word, 8);
+    assert_true(saved != v);
+    memcpy(freed[1] + 8 * word, &v, 8);
+    ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+    for (int i = 0; i < 8; i++) {
+        size_t n = i % 2 ? LINK_GAP : 48;
+        unsigned char *p = carve_alloc(h, n);
+        if (p == NULL)
+            continue;
+        assert_true(tu_region_contains(&u.r, p, n));
+        for (int g = 0; g < LINK_GUARDS; g++)
+            assert_false(ranges_overlap(p, n, guard[g], LINK_GAP));
+        memset(p, 0x77, n);
+    }
+    for (int g = 0; g < LINK_GUARDS; g++) {
+        if (memcmp(guard[g], expect[g], LINK_GAP) != 0)
+            fail_msg("policy %d link %u word %u: live block %d was written", (int)policy, kind,
+                     word, g);
+        int st = carve_free(h, guard[g]);
+        if (st != CARVE_OK && st != CARVE_ERR_CORRUPT)
+            fail_msg("policy %d link %u word %u: free of a live block = %d (%s)", (int)policy, kind,
+                     word, st, carve_strerror(st));
+    }
+    uh_destroy(&u);
+}
+
+/* A write after free over the first 16 bytes of a free block, where the
+ * free list keeps its links (offsets from the heap handle): whatever the
+ * words become (garbage, the buffer's last bytes, a live block's header,
+ * an interior or misaligned offset, a place past the free blocks, a forged
+ * neighbour inside a live block), the heap never follows them.
+ * carve_check reports the damage; allocations still return memory inside
+ * the buffer that overlaps no live block; frees succeed or report CORRUPT;
+ * live contents and the guard zones survive. */
+static void test_free_list_links_overwritten(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++)
+        for (unsigned kind = 0; kind < LINK_CASES; kind++)
+            for (unsigned word = 0; word < 2; word++)
+                free_list_link_case(uh_policies[pi], kind, word);
+}
+
 /* The control block's own checksum: carve_check reports damage to it. */
 static void test_check_control_block(void **state)
 {
@@ -615,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_every_header_bit_checked),
         cmocka_unit_test(test_free_overrun_into_neighbour),
         cmocka_unit_test(test_free_block_header_overwritten),
+        cmocka_unit_test(test_free_list_links_overwritten),
         cmocka_unit_test(test_check_control_block),
         cmocka_unit_test(test_free_slots),
         cmocka_unit_test(test_free_slot_never_handed_out),
