@@ -260,7 +260,12 @@ int carve_detach(carve_heap *h);
  *     peak_used_bytes is updated when a cache exchanges blocks with the
  *     heap, so it may miss a peak by up to the caches' contents.  A second
  *     free of a block that sits in a cache is still reported as
- *     CARVE_ERR_DOUBLE_FREE.
+ *     CARVE_ERR_DOUBLE_FREE.  On Linux the library registers with
+ *     membarrier(2) when it is loaded, and emptying the caches of a heap
+ *     without CARVE_SHARED makes every thread of the process execute a
+ *     memory barrier, which lets the cached paths skip an atomic
+ *     instruction; where membarrier is missing or forbidden, or with
+ *     CARVE_NO_MEMBARRIER=1 in the environment, they fence instead.
  *   - fork(): for heaps with the built-in lock, fork() waits until no
  *     thread is inside a locked part of any heap, so the child gets every
  *     heap consistent and its lock free.  The parent's threads' caches are

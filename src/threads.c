@@ -2,6 +2,7 @@
  * threads.c: thread caches, and what fork() and thread exit do to them
  * (see threads.h).
  */
+#define _DEFAULT_SOURCE /* syscall() */
 #include "threads.h"
 
 #include "heap.h"
@@ -9,8 +10,85 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#if defined(__linux__) && defined(__GNUC__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#define CARVE_HAVE_MEMBARRIER 1
+#else
+#define CARVE_HAVE_MEMBARRIER 0
+#endif
+
+/* ---- entering a cache ------------------------------------------------------------
+ *
+ * A record's state word says who may work on it: 0 free, its tag owned and
+ * idle, tag | 1 taken by one party (the owner's slow paths, or a drainer,
+ * each with a compare-and-swap).  The owner's fast paths in a heap without
+ * CARVE_SHARED do not touch it (enter_mru): the thread raises its own fast
+ * flag, then checks tcache_quiescing and the state word.  A drainer of such
+ * a heap first calls quiesce_begin: it raises tcache_quiescing, makes every
+ * thread of the process execute a barrier (membarrier), and waits until no
+ * listed thread's fast flag is up.  A thread that raised its flag before
+ * the barrier is seen and waited for; one that raises it after sees the
+ * drain and backs off to its slow path, which takes the state word and the
+ * heap's lock, and so waits for the drainer.  Without membarrier (not
+ * Linux, an old kernel, a sandbox that forbids it) the fast path fences
+ * instead, and quiesce_begin's read-modify-write is the other fence.
+ * quiesce_end lowers tcache_quiescing when the drain is done.  The flags
+ * are the threads' (struct thread_mark), found through the list that
+ * fork() uses, so a thread whose entry names a record that has since gone
+ * to another thread only ever raises its own flag. */
+
+_Atomic unsigned tcache_quiescing;
+bool tcache_remote_barrier;
+
+#if CARVE_HAVE_MEMBARRIER
+static long membarrier_call(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0u, 0);
+}
+
+/* Before main (or at dlopen, before any heap of this copy of the library
+ * exists), so that every fast path sees one value of tcache_remote_barrier. */
+__attribute__((constructor)) static void remote_barrier_setup(void)
+{
+    /* The fence in every fast path instead, on request: how the tests run
+     * the other half of the pattern on a machine that has membarrier. */
+    const char *off = getenv("CARVE_NO_MEMBARRIER");
+    if (off != NULL && off[0] == '1') {
+        return;
+    }
+    long cmds = membarrier_call(MEMBARRIER_CMD_QUERY);
+    tcache_remote_barrier = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+                            membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
+
+/* Every running thread of the process executes a full barrier.  The
+ * registration is the process's: a child of fork() makes its own. */
+static void remote_barrier(void)
+{
+    if (membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) {
+        return;
+    }
+    if (membarrier_call(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 &&
+        membarrier_call(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) {
+        return;
+    }
+    /* Fast paths skip their fence on the promise of this barrier: going on
+     * without it could hand a slot out twice. */
+    abort();
+}
+#else
+static void remote_barrier(void) {}
+#endif
+
+/* Around a drainer's work on other threads' records of h (heap lock held);
+ * defined with the list of threads below. */
+static void quiesce_begin(const carve_heap *h);
+static void quiesce_end(const carve_heap *h);
 
 /* ---- the state word ------------------------------------------------------------ */
 
@@ -298,8 +376,11 @@ bool tcache_adopt_orphans(carve_heap *h)
         if (!atomic_compare_exchange_strong_explicit(&c->state, &expected, tag | 1u,
                                                      memory_order_acquire, memory_order_relaxed)) {
             atomic_store_explicit(&c->state, tag | 1u, memory_order_relaxed);
-            forced = true; /* its thread stopped mid-operation at the fork */
         }
+        /* Its thread may have stopped mid-operation at the fork, in a slow
+         * path (the state word says so) or in a fast path (nothing in the
+         * record says so): the counts are redone either way. */
+        forced = true;
         cache_retire(h, c);
         any = true;
     }
@@ -331,6 +412,7 @@ bool tcache_drain_all(carve_heap *h)
         return false; /* never followed when damaged; carve_check reports it */
     }
     bool any = tcache_adopt_orphans(h);
+    quiesce_begin(h);
     for (uint64_t i = 0; i < h->tcache_count; i++) {
         struct tcache *c = record(h, i);
         uint64_t tag = c->tag;
@@ -339,8 +421,11 @@ bool tcache_drain_all(carve_heap *h)
             any = true;
         }
     }
+    quiesce_end(h);
     return any;
 }
+
+static bool records_sum(carve_heap *h, struct tcache_sums *out);
 
 bool tcache_sums(carve_heap *h, struct tcache_sums *out)
 {
@@ -351,6 +436,15 @@ bool tcache_sums(carve_heap *h, struct tcache_sums *out)
     if (!records_in_place(h)) {
         return false;
     }
+    quiesce_begin(h);
+    bool sound = records_sum(h, out);
+    quiesce_end(h);
+    return sound;
+}
+
+/* tcache_sums over the records, other threads' fast paths kept out. */
+static bool records_sum(carve_heap *h, struct tcache_sums *out)
+{
     for (uint64_t i = 0; i < h->tcache_count; i++) {
         struct tcache *c = record(h, i);
         uint64_t tag = c->tag;
@@ -412,15 +506,11 @@ bool tcache_sums(carve_heap *h, struct tcache_sums *out)
  * exit removes it: it never refers to a heap, so a heap's buffer may be
  * released at any time. */
 
-struct thread_mark {
-    _Atomic unsigned inside; /* 1 while in a locked section (read by fork_prepare) */
-    /* cppcheck-suppress unusedStructMember ; used through my_mark */
-    unsigned depth; /* nested sections (only this thread reads it) */
-    bool listed;
-    struct thread_mark *next, *prev;
-};
-
 static pthread_mutex_t threads_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* Held, after threads_mutex, by whoever changes the list, and alone by
+ * quiesce_begin's walk: fork_prepare holds threads_mutex while it waits for
+ * threads in locked sections, and a drainer is in one. */
+static pthread_mutex_t fast_list_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t fork_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct thread_mark *threads_list;
 static _Atomic int fork_pending;
@@ -430,7 +520,7 @@ static bool exit_key_made;
 
 /* This thread's caches (threads.h). */
 CARVE_THREAD_LOCAL struct tls_cache tcache_mine[TCACHE_PER_THREAD];
-static CARVE_THREAD_LOCAL struct thread_mark my_mark;
+CARVE_THREAD_LOCAL struct thread_mark thread_self;
 /* After every record was found taken, calls to wait before looking again. */
 static CARVE_THREAD_LOCAL unsigned my_record_backoff;
 
@@ -438,6 +528,7 @@ static void thread_exit(void *mark)
 {
     struct thread_mark *m = mark;
     pthread_mutex_lock(&threads_mutex);
+    pthread_mutex_lock(&fast_list_mutex);
     if (m->listed) {
         if (m->prev) {
             m->prev->next = m->next;
@@ -449,6 +540,7 @@ static void thread_exit(void *mark)
         }
         m->listed = false;
     }
+    pthread_mutex_unlock(&fast_list_mutex);
     pthread_mutex_unlock(&threads_mutex);
 }
 
@@ -476,10 +568,11 @@ static void fork_child(void)
 {
     atomic_store_explicit(&fork_pending, 0, memory_order_relaxed);
     pthread_mutex_init(&threads_mutex, NULL);
+    pthread_mutex_init(&fast_list_mutex, NULL);
     pthread_mutex_init(&fork_mutex, NULL);
     /* Only this thread exists now. */
-    threads_list = my_mark.listed ? &my_mark : NULL;
-    my_mark.next = my_mark.prev = NULL;
+    threads_list = thread_self.listed ? &thread_self : NULL;
+    thread_self.next = thread_self.prev = NULL;
     memset(tcache_mine, 0, sizeof tcache_mine);
 }
 
@@ -494,35 +587,37 @@ static void threads_init_once(void)
 static void thread_list_me(void)
 {
     pthread_once(&threads_once, threads_init_once);
-    if (!exit_key_made || pthread_setspecific(exit_key, &my_mark) != 0) {
+    if (!exit_key_made || pthread_setspecific(exit_key, &thread_self) != 0) {
         return;
     }
     pthread_mutex_lock(&threads_mutex);
-    my_mark.prev = NULL;
-    my_mark.next = threads_list;
+    pthread_mutex_lock(&fast_list_mutex);
+    thread_self.prev = NULL;
+    thread_self.next = threads_list;
     if (threads_list) {
-        threads_list->prev = &my_mark;
+        threads_list->prev = &thread_self;
     }
-    threads_list = &my_mark;
-    my_mark.listed = true;
+    threads_list = &thread_self;
+    thread_self.listed = true;
+    pthread_mutex_unlock(&fast_list_mutex);
     pthread_mutex_unlock(&threads_mutex);
 }
 
 void fork_gate_enter(void)
 {
-    if (my_mark.depth++ != 0) {
+    if (thread_self.depth++ != 0) {
         return;
     }
-    if (CARVE_UNLIKELY(!my_mark.listed)) {
+    if (CARVE_UNLIKELY(!thread_self.listed)) {
         thread_list_me();
     }
     for (;;) {
-        atomic_store_explicit(&my_mark.inside, 1u, memory_order_relaxed);
+        atomic_store_explicit(&thread_self.inside, 1u, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
         if (CARVE_LIKELY(atomic_load_explicit(&fork_pending, memory_order_relaxed) == 0)) {
             return;
         }
-        atomic_store_explicit(&my_mark.inside, 0u, memory_order_release);
+        atomic_store_explicit(&thread_self.inside, 0u, memory_order_release);
         pthread_mutex_lock(&fork_mutex); /* held until the fork is done */
         pthread_mutex_unlock(&fork_mutex);
     }
@@ -530,8 +625,36 @@ void fork_gate_enter(void)
 
 void fork_gate_leave(void)
 {
-    if (--my_mark.depth == 0) {
-        atomic_store_explicit(&my_mark.inside, 0u, memory_order_release);
+    if (--thread_self.depth == 0) {
+        atomic_store_explicit(&thread_self.inside, 0u, memory_order_release);
+    }
+}
+
+static void quiesce_begin(const carve_heap *h)
+{
+    if (h->flags & CARVE_SHARED) {
+        return; /* its fast paths take the state word */
+    }
+    atomic_fetch_add_explicit(&tcache_quiescing, 1u, memory_order_seq_cst);
+    if (tcache_remote_barrier) {
+        remote_barrier();
+    }
+    pthread_mutex_lock(&fast_list_mutex);
+    for (const struct thread_mark *t = threads_list; t != NULL; t = t->next) {
+        for (unsigned spins = 0; atomic_load_explicit(&t->fast, memory_order_acquire) != 0;
+             spins++) {
+            if (spins >= 64u) {
+                sched_yield(); /* it was descheduled in the middle of one */
+            }
+        }
+    }
+    pthread_mutex_unlock(&fast_list_mutex);
+}
+
+static void quiesce_end(const carve_heap *h)
+{
+    if (!(h->flags & CARVE_SHARED)) {
+        atomic_fetch_sub_explicit(&tcache_quiescing, 1u, memory_order_release);
     }
 }
 
@@ -542,6 +665,7 @@ void tcache_detach(carve_heap *h)
     }
     uint32_t me = (uint32_t)getpid();
     heap_enter(h);
+    quiesce_begin(h);
     for (uint64_t i = 0; i < h->tcache_count; i++) {
         struct tcache *c = record(h, i);
         uint64_t tag = c->tag;
@@ -549,6 +673,7 @@ void tcache_detach(carve_heap *h)
             cache_retire(h, c);
         }
     }
+    quiesce_end(h);
     heap_leave(h);
     for (unsigned i = 0; i < TCACHE_PER_THREAD; i++) {
         if (tcache_mine[i].h == h) {

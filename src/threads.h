@@ -123,6 +123,27 @@ CARVE_INLINE void cache_leave(struct tcache *c, uint64_t tag)
     atomic_store_explicit(&c->state, tag, memory_order_release);
 }
 
+/* A thread's entry in the list of threads that fork() and drains wait for
+ * (threads.c, "threads and fork()"; this thread's is thread_self). */
+struct thread_mark {
+    _Atomic unsigned inside; /* 1 while in a locked section (read by fork_prepare) */
+    _Atomic unsigned fast;   /* 1 while in a cache's fast path (read by quiesce_begin) */
+    /* cppcheck-suppress unusedStructMember ; used through thread_self */
+    unsigned depth; /* nested sections (only this thread reads it) */
+    bool listed;    /* on the list: only then may its fast paths skip the state word */
+    struct thread_mark *next, *prev;
+};
+extern CARVE_THREAD_LOCAL struct thread_mark thread_self;
+
+/* How an owner's fast path and a drainer keep out of each other's way in a
+ * heap without CARVE_SHARED (threads.c, "entering a cache"): drains of such
+ * heaps in progress in this process (a fast path that sees one backs off to
+ * its slow path), and whether a drainer can make every thread of the
+ * process execute a memory barrier (Linux's membarrier; decided before any
+ * cache exists), which spares the fast path a fence of its own. */
+extern _Atomic unsigned tcache_quiescing;
+extern bool tcache_remote_barrier;
+
 /* A pop from a non-empty class of cache c (busy, or a solo cache): the
  * newest slot, counted as the user's. */
 CARVE_INLINE ref cache_pop(struct tcache *c, unsigned cls, unsigned n)
@@ -151,23 +172,64 @@ CARVE_INLINE void *hand_out(const carve_heap *h, struct tcache *c, unsigned cls,
     return p;
 }
 
-/* The fast way into this thread's cache for h: its front entry, entered
- * with one compare-and-swap.  NULL sends the caller to its slow path, which
- * finds, makes or replaces the entry. */
+/* The fast way into this thread's cache for h: its front entry.  NULL
+ * sends the caller to its slow path, which finds, makes or replaces the
+ * entry.  *tag says how to leave (fast_leave).
+ *
+ * A heap without CARVE_SHARED, from a thread on the list: the thread raises
+ * its own fast flag, then looks for a drain in progress and checks that the
+ * record is still its own (Dekker's pattern against quiesce_begin, which
+ * raises tcache_quiescing and then waits for every thread's flag).  The
+ * store-load barrier the pattern needs on this side comes from the
+ * drainer's membarrier when the process has it, else from a fence here.
+ * No atomic read-modify-write: one waits for every store before it, and
+ * a free of another thread's block has just stored into a line the other
+ * core holds (larson: about a quarter of the throughput).  The flag is the
+ * thread's, not the record's: a record retired by a drain goes to another
+ * thread while this thread's entry may still name it.
+ *
+ * Otherwise (a CARVE_SHARED heap, whose drainers may be other processes,
+ * or a thread that could not be listed): one compare-and-swap on the
+ * record's state word, as the slow paths do. */
 CARVE_INLINE struct tcache *enter_mru(const carve_heap *h, uint64_t *tag)
 {
     const struct tls_cache *e = &tcache_mine[0];
     if (CARVE_LIKELY(e->h == h && e->salt == h->salt)) {
         struct tcache *c = cache_at(h, e->c);
-        uint64_t mine = e->tag; /* read once: the exchange is a barrier */
-        uint64_t expected = mine;
-        if (CARVE_LIKELY(atomic_compare_exchange_strong_explicit(
-                &c->state, &expected, mine | 1u, memory_order_acquire, memory_order_relaxed))) {
-            *tag = mine;
+        uint64_t mine = e->tag; /* read once */
+        if (CARVE_UNLIKELY((h->flags & CARVE_SHARED) || !thread_self.listed)) {
+            uint64_t expected = mine;
+            if (atomic_compare_exchange_strong_explicit(
+                    &c->state, &expected, mine | 1u, memory_order_acquire, memory_order_relaxed)) {
+                *tag = mine;
+                return c;
+            }
+            return NULL;
+        }
+        atomic_store_explicit(&thread_self.fast, 1u, memory_order_relaxed);
+        if (tcache_remote_barrier) {
+            atomic_signal_fence(memory_order_seq_cst);
+        } else {
+            atomic_thread_fence(memory_order_seq_cst);
+        }
+        if (CARVE_LIKELY(atomic_load_explicit(&tcache_quiescing, memory_order_acquire) == 0 &&
+                         atomic_load_explicit(&c->state, memory_order_relaxed) == mine)) {
+            *tag = 0;
             return c;
         }
+        atomic_store_explicit(&thread_self.fast, 0u, memory_order_release);
     }
     return NULL;
+}
+
+/* Leaves a cache entered by enter_mru (tag: what it set). */
+CARVE_INLINE void fast_leave(struct tcache *c, uint64_t tag)
+{
+    if (tag != 0) {
+        cache_leave(c, tag);
+    } else {
+        atomic_store_explicit(&thread_self.fast, 0u, memory_order_release);
+    }
 }
 
 /* What a free that may go into a cache learns about p (small_owns): 1 when
@@ -219,7 +281,7 @@ CARVE_INLINE void *tcache_pop(carve_heap *h, unsigned cls)
     if (CARVE_LIKELY(c != NULL)) {
         unsigned n = c->count[cls];
         void *p = CARVE_LIKELY(n - 1u < TCACHE_CAP) ? hand_out(h, c, cls, n) : NULL;
-        cache_leave(c, tag);
+        fast_leave(c, tag);
         return p;
     }
     return NULL;
@@ -237,7 +299,7 @@ CARVE_INLINE bool tcache_push(carve_heap *h, void *p, const struct freed_slot *f
         if (CARVE_LIKELY(room)) {
             cache_push(c, f->cls, p, f->s, f->mark);
         }
-        cache_leave(c, tag);
+        fast_leave(c, tag);
         return room;
     }
     return false;
