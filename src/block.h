@@ -225,10 +225,7 @@ CARVE_INLINE bool block_read_placed(const carve_heap *h, ref b, hword *out)
  * the arena or misaligned). */
 CARVE_INLINE bool block_read(const carve_heap *h, ref b, hword *out)
 {
-    if (b == h->arena_end) {
-        return block_read_placed(h, b, out);
-    }
-    return block_offset_plausible(h, b) && block_read_placed(h, b, out);
+    return (b == h->arena_end || block_offset_plausible(h, b)) && block_read_placed(h, b, out);
 }
 
 /* The free block before b (b's header has PREV_FREE), validated through its

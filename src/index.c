@@ -50,7 +50,7 @@ ref index_find_call(const carve_heap *h, uint64_t g, bool *corrupt)
         return bestfit_find(h, g, corrupt);
     case CARVE_GOOD_FIT:
     default:
-        return goodfit_find(h, g, corrupt);
+        return goodfit_find_own(h, g, corrupt); /* index_find tried the head */
     }
 }
 

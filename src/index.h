@@ -183,7 +183,7 @@ ref list_first_fit(const carve_heap *h, unsigned cls, uint64_t g, bool *corrupt)
 uint64_t index_largest(const carve_heap *h);
 
 /* Per-policy parts, called by index.c's dispatch. */
-ref goodfit_find(const carve_heap *h, uint64_t g, bool *corrupt);
+ref goodfit_find_own(const carve_heap *h, uint64_t g, bool *corrupt);
 ref firstfit_find(const carve_heap *h, uint64_t g, bool *corrupt);
 ref firstfit_insert_point(const carve_heap *h, ref b, unsigned cls);
 ref bestfit_find(const carve_heap *h, uint64_t g, bool *corrupt);
@@ -226,8 +226,8 @@ CARVE_INLINE void index_remove_hot(carve_heap *h, ref b, uint64_t g)
 
 /* GOOD_FIT's constant-time step (index_goodfit.c): the head of the first
  * non-empty class at or above g rounded up to its class's upper bound, so
- * that any block there fits; 0 when there is none (goodfit_find then looks
- * at g's own class).  Inline, like index_find, for the allocation path. */
+ * that any block there fits; 0 when there is none (goodfit_find_own then
+ * looks at g's own class).  Inline, like index_find, for the allocation path. */
 CARVE_INLINE ref goodfit_head_fit(const carve_heap *h, uint64_t g)
 {
     unsigned cls = class_first_nonempty(h, class_of(class_round_up(g)));

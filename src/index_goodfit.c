@@ -11,12 +11,10 @@
  */
 #include "index.h"
 
-ref goodfit_find(const carve_heap *h, uint64_t g, bool *corrupt)
+/* The search's second half, after goodfit_head_fit (index.h, inline in
+ * index_find) found nothing: the request's own class. */
+ref goodfit_find_own(const carve_heap *h, uint64_t g, bool *corrupt)
 {
-    ref b = goodfit_head_fit(h, g);
-    if (b != 0) {
-        return b;
-    }
     unsigned want = class_of(class_round_up(g));
     unsigned own = class_of(g);
     if (own != want && own / SL_COUNT < h->fl_count && h->heads[own]) {

@@ -425,23 +425,6 @@ bool tcache_drain_all(carve_heap *h)
     return any;
 }
 
-static bool records_sum(carve_heap *h, struct tcache_sums *out);
-
-bool tcache_sums(carve_heap *h, struct tcache_sums *out)
-{
-    memset(out, 0, sizeof *out);
-    if (!(h->flags & HEAP_TCACHE)) {
-        return true;
-    }
-    if (!records_in_place(h)) {
-        return false;
-    }
-    quiesce_begin(h);
-    bool sound = records_sum(h, out);
-    quiesce_end(h);
-    return sound;
-}
-
 /* tcache_sums over the records, other threads' fast paths kept out. */
 static bool records_sum(carve_heap *h, struct tcache_sums *out)
 {
@@ -478,6 +461,21 @@ static bool records_sum(carve_heap *h, struct tcache_sums *out)
         }
     }
     return true;
+}
+
+bool tcache_sums(carve_heap *h, struct tcache_sums *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!(h->flags & HEAP_TCACHE)) {
+        return true;
+    }
+    if (!records_in_place(h)) {
+        return false;
+    }
+    quiesce_begin(h);
+    bool sound = records_sum(h, out);
+    quiesce_end(h);
+    return sound;
 }
 
 /* ---- threads and fork() ------------------------------------------------------------------
