@@ -419,13 +419,16 @@ size_t carve_hsize(carve_heap *h, carve_handle hd);
  * block keeps its contents and every handle its identity.  Returns the
  * bytes it moved, never more than max_bytes_moved (SIZE_MAX = all the
  * way); moving a block costs its size minus 8 (the header stays, its
- * payload and back reference move): a block costing more than what is left
- * of the budget waits for a later
- * call, so a real-time caller can compact a slice per frame; each call
- * leaves the heap fully consistent and a later one carries on from where
- * it stopped (wrapping around), so a slice costs the blocks it visits, not
- * the whole heap.  Counted in
- * the compactions and bytes_moved statistics.  0 when h is NULL.
+ * payload and back reference move).  A budgeted call stops at the first
+ * block that costs more than what is left of its budget, and a later call
+ * starts there, so a real-time caller can compact a slice per frame: each
+ * call leaves the heap fully consistent, visits only the blocks up to
+ * where its budget ran out (wrapping around to the start once it reaches
+ * the end), and never the whole heap unless nothing it could move is
+ * left.  A block costing more than the whole budget is passed over: only
+ * a call with a larger budget moves it.  Counted in the compactions and
+ * bytes_moved statistics.  0 when h is NULL, and 0 only when no block a
+ * call with this budget could move is left.
  * Complexity: O(blocks visited + bytes moved). */
 size_t carve_compact(carve_heap *h, size_t max_bytes_moved);
 

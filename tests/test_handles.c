@@ -1479,6 +1479,53 @@ static void test_compact_budget_block_waits(void **state)
     }
 }
 
+/* A slice stops where its budget runs out: at the first block that costs
+ * more than what is left, even when a smaller block further up would still
+ * fit (looking for one made every slice walk to the end of the heap).  The
+ * next slice starts there. */
+static void test_compact_slice_stops_where_budget_runs_out(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = make_heap(&u, 1024u * 1024u, uh_policies[pi], 0, 16, 0);
+        hs *s = hs_new(h, &u.r);
+        /* gap, a, gap, b, gap, c, and a last block; then the gaps go. */
+        const size_t sizes[] = {30000, 30000, 30000, 30000, 5000, 5000, 1000};
+        size_t id[sizeof sizes / sizeof sizes[0]];
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+            id[k] = hs_add_ok(s, sizes[k], 1 + k);
+        for (size_t k = 0; k < 6; k += 2)
+            hs_free(s, id[k]);
+        size_t a = id[1], b = id[3], c = id[5];
+        unsigned char *pa = where(h, &u.r, s->e[a].hd);
+        unsigned char *pb = where(h, &u.r, s->e[b].hd);
+        unsigned char *pc = where(h, &u.r, s->e[c].hd);
+        /* Room for a and c, not for a and b. */
+        size_t budget = tu_handle_block_size(30000) + tu_handle_block_size(5000) + 64;
+        size_t moved = carve_compact(h, budget);
+        if (moved == 0 || moved > budget)
+            fail_msg("policy %d: carve_compact(%zu) moved %zu bytes", (int)uh_policies[pi], budget,
+                     moved);
+        assert_true(where(h, &u.r, s->e[a].hd) < pa);
+        assert_ptr_equal(where(h, &u.r, s->e[b].hd), pb);
+        if (where(h, &u.r, s->e[c].hd) != pc)
+            fail_msg("policy %d: the slice went past the block it could not afford and moved "
+                     "a smaller one after it",
+                     (int)uh_policies[pi]);
+        hs_verify(s);
+        ASSERT_HEAP_SANE(h);
+        moved = carve_compact(h, budget);
+        assert_true(moved > 0 && moved <= budget);
+        assert_true(where(h, &u.r, s->e[b].hd) < pb);
+        assert_true(where(h, &u.r, s->e[c].hd) < pc);
+        hs_verify(s);
+        ASSERT_HEAP_SANE(h);
+        free(s);
+        uh_destroy(&u);
+    }
+}
+
 /* Random budgets on random heaps: never above the budget, always clean. */
 static void test_compact_random_budgets(void **state)
 {
@@ -1976,6 +2023,7 @@ int main(void)
         cmocka_unit_test(test_compact_budget),
         cmocka_unit_test(test_compact_full_after_a_slice),
         cmocka_unit_test(test_compact_budget_block_waits),
+        cmocka_unit_test(test_compact_slice_stops_where_budget_runs_out),
         cmocka_unit_test(test_compact_random_budgets),
         cmocka_unit_test(test_auto_compaction),
         cmocka_unit_test(test_auto_compaction_cannot_help),
