@@ -422,13 +422,15 @@ size_t carve_hsize(carve_heap *h, carve_handle hd);
  * payload and back reference move).  A budgeted call stops at the first
  * block that costs more than what is left of its budget, and a later call
  * starts there, so a real-time caller can compact a slice per frame: each
- * call leaves the heap fully consistent, visits only the blocks up to
- * where its budget ran out (wrapping around to the start once it reaches
- * the end), and never the whole heap unless nothing it could move is
- * left.  A block costing more than the whole budget is passed over: only
- * a call with a larger budget moves it.  Counted in the compactions and
- * bytes_moved statistics.  0 when h is NULL, and 0 only when no block a
- * call with this budget could move is left.
+ * call leaves the heap fully consistent and visits the blocks from where
+ * the last one stopped up to where its budget runs out.  A call that
+ * reaches the end with budget left wraps around to the start, so once few
+ * holes are left a call may walk most of the heap (and the last one, which
+ * finds nothing to move, all of it).  A block costing more than the whole
+ * budget is passed over: only a call with a larger budget moves it.
+ * Counted in the compactions and bytes_moved statistics.  0 when h is
+ * NULL, and 0 only when no block a call with this budget could move is
+ * left.
  * Complexity: O(blocks visited + bytes moved). */
 size_t carve_compact(carve_heap *h, size_t max_bytes_moved);
 
