@@ -175,6 +175,15 @@ static int blk_resize(blk *b, tu_rng *g)
 static pthread_mutex_t exchange_lock = PTHREAD_MUTEX_INITIALIZER;
 static blk exchange[EXCHANGE];
 static atomic_ulong hammer_steps;
+/* Hammering threads that have reached their own code.  No fork happens
+ * before both have: a thread's start-up inside the C library and the
+ * sanitizer runtimes takes locks outside carve (AddressSanitizer's
+ * allocator, whose locks GCC 12's libasan does not hold across fork()),
+ * and a fork in the middle of it leaves the child's first pthread_create
+ * waiting on a lock nobody in the child will release.  That is the
+ * runtime's limit, not the one this test is after: once started, the
+ * threads call nothing but carve, sched_yield and the exchange's mutex. */
+static atomic_int hammers_started;
 
 static void *hammer(void *arg)
 {
@@ -184,6 +193,7 @@ static void *hammer(void *arg)
     tu_rng_seed(&g, tu_splitmix64(&x));
     blk slot[SLOTS];
     memset(slot, 0, sizeof slot);
+    atomic_fetch_add(&hammers_started, 1);
     while (!atomic_load(&stop)) {
         atomic_fetch_add(&hammer_steps, 1);
         size_t i = (size_t)tu_rng_below(&g, SLOTS);
@@ -306,6 +316,8 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < HAMMERS; i++)
         PARENT_CHECK(pthread_create(&tid[i], NULL, hammer, (void *)(uintptr_t)i) == 0,
                      "pthread_create", i);
+    while (atomic_load(&hammers_started) < HAMMERS)
+        sched_yield();
 
     tu_rng g;
     uint64_t x = base_seed;
