@@ -20,11 +20,11 @@
  * Throughput is the threads' allocations and frees over the wall time from
  * the moment every thread finished its untimed warm-up to the moment the
  * last one finished, in M ops/s.  carve runs GOOD_FIT with
- * CARVE_THREADSAFE (and, at 1 thread, also without it: what the lock costs);
- * the peers are glibc, jemalloc, mimalloc and tcmalloc, each in a child
- * process with its library preloaded.  When the benchmark pins itself to one
- * CPU (the default), the workers are pinned to distinct CPUs, starting with
- * that one, so the 2-thread figures really use two cores.
+ * CARVE_THREADSAFE (and, at 1 thread, also without it: what the lock costs;
+ * and, for own slots, with a heap per thread: the machine's ceiling); the peers are glibc,
+ * jemalloc, mimalloc and tcmalloc, each in a child process with its library preloaded.  When the
+ * benchmark pins itself to one CPU (the default), the workers are pinned to distinct CPUs, starting
+ * with that one, so the 2-thread figures really use two cores.
  *
  * Copyright (c) 2026 the carve authors.  MIT licence (see LICENSE).
  */
@@ -42,8 +42,13 @@
 #include "plan.h"
 
 /* job.mode: the variant, the thread count (bits 4..7), and for carve
- * THR_NO_LOCK: a heap without CARVE_THREADSAFE (1 thread only). */
-enum { THR_OWN = 0, THR_LARSON = 1, THR_NO_LOCK = 0x100 };
+ * THR_NO_LOCK: a heap without CARVE_THREADSAFE (1 thread only), or
+ * THR_PRIVATE: a heap of its own for each thread, without
+ * CARVE_THREADSAFE (own slots, 2 threads: at 1 thread that is THR_NO_LOCK).  Nothing is shared
+ * between the threads then, neither a lock nor a line of memory: its 2-thread / 1-thread ratio is
+ * what this machine gives the same work in the same run, the ceiling against which the shared
+ * heap's scaling is read. */
+enum { THR_OWN = 0, THR_LARSON = 1, THR_NO_LOCK = 0x100, THR_PRIVATE = 0x200 };
 #define THR_MODE(variant, threads) ((variant) | ((threads) << 4))
 #define THR_VARIANT(mode)          ((mode)&0xf)
 #define THR_THREADS(mode)          (((mode) >> 4) & 0xf)
@@ -106,6 +111,7 @@ typedef struct thr_worker {
     unsigned index;
     pthread_t tid;
     void **slots;
+    void *self;         /* the allocator's state this thread uses */
     thr_ring *in, *out; /* larson: blocks to free, blocks for the next thread */
     rng r;
     double start, end;
@@ -120,7 +126,7 @@ __attribute__((noinline)) static uint64_t thr_steps(thr_worker *w, uint64_t step
     thr_run *run = w->run;
     void *(*const alloc_fn)(void *, size_t) = run->a->alloc;
     void (*const free_fn)(void *, void *) = run->a->free;
-    void *const self = run->self;
+    void *const self = w->self;
     const int larson = run->larson;
     const unsigned char tag = (unsigned char)(w->index + 1);
     void **const slots = w->slots;
@@ -167,11 +173,11 @@ __attribute__((noinline)) static uint64_t thr_steps(thr_worker *w, uint64_t step
     return i;
 }
 
-static void free_slots(const thr_run *run, void **slots)
+static void free_slots(const thr_run *run, void *self, void **slots)
 {
     for (size_t s = 0; s < THR_SLOTS; s++) {
         if (slots[s] != NULL) {
-            run->a->free(run->self, slots[s]);
+            run->a->free(self, slots[s]);
             slots[s] = NULL;
         }
     }
@@ -198,8 +204,8 @@ static void *thr_worker_main(void *arg)
     pthread_barrier_wait(&run->done);
     if (run->larson)
         for (void *q; (q = ring_pop(w->in)) != NULL;)
-            run->a->free(run->self, q);
-    free_slots(run, w->slots);
+            run->a->free(w->self, q);
+    free_slots(run, w->self, w->slots);
     return NULL;
 }
 
@@ -236,19 +242,26 @@ static int count_distinct(const int *v, unsigned n)
     return distinct;
 }
 
-/* carve's heap for a THR job: GOOD_FIT (the row's policy), with
- * CARVE_THREADSAFE unless the job says THR_NO_LOCK. */
-static carve_heap *thr_carve_heap(const allocator *a, const job *j, char *why, size_t whylen)
+/* carve's heaps for a THR job, n of them side by side in the benchmark's
+ * buffer: GOOD_FIT (the row's policy), with CARVE_THREADSAFE unless the
+ * job says THR_NO_LOCK or THR_PRIVATE.  0 when one cannot be made. */
+static int thr_carve_heaps(const allocator *a, const job *j, carve_heap **heaps, unsigned n,
+                           char *why, size_t whylen)
 {
     carve_options opt;
     memset(&opt, 0, sizeof opt);
     opt.policy = (carve_policy)a->policy;
-    opt.flags = (j->mode & THR_NO_LOCK) ? 0u : (unsigned)CARVE_THREADSAFE;
+    opt.flags = (j->mode & (THR_NO_LOCK | THR_PRIVATE)) ? 0u : (unsigned)CARVE_THREADSAFE;
     size_t bytes = (size_t)j->heap;
-    carve_heap *h = carve_init(carve_buffer(bytes), bytes, &opt);
-    if (h == NULL)
-        snprintf(why, whylen, "carve_init(%zu bytes) failed: %s", bytes, strerror(errno));
-    return h;
+    unsigned char *buf = carve_buffer(bytes * n);
+    for (unsigned k = 0; k < n; k++) {
+        heaps[k] = carve_init(buf + (size_t)k * bytes, bytes, &opt);
+        if (heaps[k] == NULL) {
+            snprintf(why, whylen, "carve_init(%zu bytes) failed: %s", bytes, strerror(errno));
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Every block freed and every worker gone (its cache, if any, went back):
@@ -289,12 +302,13 @@ void run_threads(const allocator *a, const job *j, result *r)
         snprintf(r->reason, sizeof r->reason, "bad thread count %u", run.threads);
         return;
     }
-    carve_heap *h = NULL;
+    carve_heap *heaps[THR_MAX_THREADS];
+    unsigned nheaps = 0;
     if (a->is_carve) {
-        h = thr_carve_heap(a, j, r->reason, sizeof r->reason);
-        if (h == NULL)
+        nheaps = (j->mode & THR_PRIVATE) ? run.threads : 1u;
+        if (!thr_carve_heaps(a, j, heaps, nheaps, r->reason, sizeof r->reason))
             return;
-        run.self = h;
+        run.self = heaps[0];
     } else if (a->init(a, j, &run.self, r->reason, sizeof r->reason) != 0) {
         return;
     }
@@ -314,6 +328,7 @@ void run_threads(const allocator *a, const job *j, result *r)
         w->run = &run;
         w->index = t;
         w->slots = mem + (size_t)t * THR_SLOTS;
+        w->self = nheaps > 1 ? heaps[t] : run.self;
         w->in = &run.rings[t];
         w->out = &run.rings[(t + 1u) % run.threads];
         w->r.state = j->seed + 0x9e3779b97f4a7c15u * (t + 1u);
@@ -343,8 +358,11 @@ void run_threads(const allocator *a, const job *j, result *r)
         cpus[t] = w->cpu_seen;
     }
     char why[200] = "";
-    int torn = a->is_carve ? thr_carve_teardown(h, why, sizeof why)
-                           : a->teardown(run.self, why, sizeof why);
+    char later[sizeof why]; /* a second heap's complaint: the first one is reported */
+    int torn = a->is_carve ? 0 : a->teardown(run.self, why, sizeof why);
+    for (unsigned k = 0; k < nheaps; k++)
+        if (thr_carve_teardown(heaps[k], torn ? later : why, sizeof why) != 0)
+            torn = -1;
     if (steps != (uint64_t)run.threads * j->steps) {
         snprintf(r->reason, sizeof r->reason, "timeout: over %.0f s", j->time_limit);
         return;
@@ -370,11 +388,10 @@ void run_threads(const allocator *a, const job *j, result *r)
 /* The plan                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static const char *thr_variant_name(int variant, unsigned threads, int no_lock, char *buf,
+static const char *thr_variant_name(int variant, unsigned threads, const char *extra, char *buf,
                                     size_t len)
 {
-    snprintf(buf, len, "%s %uT%s", variant == THR_LARSON ? "larson" : "own", threads,
-             no_lock ? " no lock" : "");
+    snprintf(buf, len, "%s %uT%s", variant == THR_LARSON ? "larson" : "own", threads, extra);
     return buf;
 }
 
@@ -401,10 +418,16 @@ void threads_plan_cells(plan *p)
             for (unsigned t = 1; t <= 2; t++) {
                 char name[32];
                 j.mode = THR_MODE(v, (int)t);
-                add_cell(p, r, W_THREADS, thr_variant_name(v, t, 0, name, sizeof name), j);
+                add_cell(p, r, W_THREADS, thr_variant_name(v, t, "", name, sizeof name), j);
                 if (carve && t == 1) {
-                    j.mode |= THR_NO_LOCK;
-                    add_cell(p, r, W_THREADS, thr_variant_name(v, t, 1, name, sizeof name), j);
+                    j.mode = THR_MODE(v, (int)t) | THR_NO_LOCK;
+                    add_cell(p, r, W_THREADS, thr_variant_name(v, t, " no lock", name, sizeof name),
+                             j);
+                }
+                if (carve && v == THR_OWN && t > 1) { /* at 1 thread: "own 1T no lock" */
+                    j.mode = THR_MODE(v, (int)t) | THR_PRIVATE;
+                    add_cell(p, r, W_THREADS, thr_variant_name(v, t, " private", name, sizeof name),
+                             j);
                 }
             }
         }
@@ -484,8 +507,14 @@ void threads_report(const plan *p, FILE *f)
             "of blocks the other thread allocated (the last column). carve: GOOD_FIT with "
             "CARVE_THREADSAFE, one heap of "
             "%llu MiB for all threads; peers in child processes with their library preloaded. "
-            "Workers are pinned to distinct CPUs when the benchmark pins itself (the default).\n\n",
-            THR_SLOTS, steps, warm, THR_RING, (unsigned long long)(THR_HEAP >> 20));
+            "Workers are pinned to distinct CPUs when the benchmark pins itself (the default). "
+            "The row \"a heap of its own per thread\" runs own slots with one %llu MiB heap "
+            "per thread, without CARVE_THREADSAFE (its 1T is the row above's): the threads share "
+            "neither a lock nor a line "
+            "of memory, so its 2T/1T is what this machine gives the same work in the same run, "
+            "the ceiling to read the shared heap's scaling against.\n\n",
+            THR_SLOTS, steps, warm, THR_RING, (unsigned long long)(THR_HEAP >> 20),
+            (unsigned long long)(THR_HEAP >> 20));
     fprintf(f, "| allocator | own 1T | own 2T | own 2T/1T | larson 1T | larson 2T | larson "
                "2T/1T | larson 2T: frees of the other thread's blocks |\n");
     fprintf(f, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -511,6 +540,11 @@ void threads_report(const plan *p, FILE *f)
         fputs(" - | - |", f);
         put_mops(f, p, carve, "larson 1T no lock");
         fputs(" - | - | - |\n", f);
+        fprintf(f, "| carve GOOD_FIT, a heap of its own per thread (nothing shared) |");
+        put_mops(f, p, carve, "own 1T no lock");
+        put_mops(f, p, carve, "own 2T private");
+        put_ratio(f, p, carve, "own 2T private", "own 1T no lock");
+        fputs(" - | - | - | - |\n", f);
     }
     double cpus;
     if (thr_median(p, carve, "own 2T", 3, &cpus))
@@ -523,6 +557,14 @@ void threads_report(const plan *p, FILE *f)
     int m = thr_median(p, carve, "own 2T", 0, &a) && thr_median(p, carve, "own 1T", 0, &b) && b > 0;
     thr_target(f, "own slots: carve 2 threads / 1 thread", m, m ? a / b : 0, ">= 1.70",
                m && a / b >= 1.70);
+    /* Not a target: the same ratio with nothing shared, for reading the one above. */
+    m = thr_median(p, carve, "own 2T private", 0, &a) &&
+        thr_median(p, carve, "own 1T no lock", 0, &b) && b > 0;
+    if (m)
+        fprintf(f,
+                "| (for reference, no target) own slots, a heap per thread, nothing shared: "
+                "2 threads / 1 thread | %.2f | - | - |\n",
+                a / b);
     const char *single[2][2] = {{"own 1T", "own 1T no lock"}, {"larson 1T", "larson 1T no lock"}};
     const char *single_name[2] = {"own slots", "larson"};
     for (int k = 0; k < 2; k++) {
