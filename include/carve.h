@@ -243,11 +243,11 @@ int carve_detach(carve_heap *h);
  *     CARVE_POISON or CARVE_SCRAMBLE, in heaps of at least 4 MiB): each
  *     thread keeps a small cache of freed small blocks (up to 256 bytes),
  *     so that most small allocations and frees take no lock and two threads
- *     run nearly twice as fast as one.  A cache holds at most 32 blocks of
- *     each of the 16 small sizes (68 KiB at most).  The heap sets aside room
+ *     run nearly twice as fast as one.  A cache holds at most 64 blocks of
+ *     each of the 16 small sizes (136 KiB at most).  The heap sets aside room
  *     for the caches' bookkeeping between its control block and its blocks:
- *     every byte past 4 MiB of arena, up to 64 records of 4.4 KiB (279 KiB),
- *     so carve_max_alloc_size() stays at 4 MiB for buffers 4 to 4.27 MiB
+ *     every byte past 4 MiB of arena, up to 64 records of 8.4 KiB (535 KiB),
+ *     so carve_max_alloc_size() stays at 4 MiB for buffers 4 to 4.52 MiB
  *     long.  A 65th thread using the heap at once works without a cache,
  *     through the lock.  Cached blocks are not the user's and not free to
  *     others: whatever must be exact (carve_get_stats, carve_walk,
