@@ -669,8 +669,10 @@ static void plan_run(plan *p)
             for (size_t i = 0; i < p->ncells; i++)
                 if (p->cells[i].workload == order[k])
                     members[n++] = i;
-            for (size_t m = 0; m < n; m++)
-                run_cell_once(p, &p->cells[members[(m + run) % n]], run + 1, s->runs);
+            unsigned reps = order[k] == W_THREADS ? THR_REPEATS : 1u;
+            for (unsigned rep = 0; rep < reps; rep++)
+                for (size_t m = 0; m < n; m++)
+                    run_cell_once(p, &p->cells[members[(m + run + rep) % n]], run + 1, s->runs);
         }
     }
 }

@@ -14,9 +14,13 @@
 
 #include "bench.h"
 
-#define MAX_RUNS  31
-#define MAX_ROWS  12
-#define MAX_CELLS 96
+#define MAX_RUNS 31
+/* THR's cells are short and its figures are ratios of two medians (2
+ * threads over 1), each as noisy as the machine: every run measures them
+ * this many times (up to MAX_RUNS in all). */
+#define THR_REPEATS 3u
+#define MAX_ROWS    12
+#define MAX_CELLS   96
 
 typedef struct settings {
     int quick;

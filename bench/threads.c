@@ -21,7 +21,7 @@
  * the moment every thread finished its untimed warm-up to the moment the
  * last one finished, in M ops/s.  carve runs GOOD_FIT with
  * CARVE_THREADSAFE (and, at 1 thread, also without it: what the lock costs;
- * and, for own slots, with a heap per thread: the machine's ceiling); the peers are glibc,
+ * and, for own slots at 2 threads, with a heap per thread: the ceiling); the peers are glibc,
  * jemalloc, mimalloc and tcmalloc, each in a child process with its library preloaded.  When the
  * benchmark pins itself to one CPU (the default), the workers are pinned to distinct CPUs, starting
  * with that one, so the 2-thread figures really use two cores.
@@ -43,11 +43,12 @@
 
 /* job.mode: the variant, the thread count (bits 4..7), and for carve
  * THR_NO_LOCK: a heap without CARVE_THREADSAFE (1 thread only), or
- * THR_PRIVATE: a heap of its own for each thread, without
- * CARVE_THREADSAFE (own slots, 2 threads: at 1 thread that is THR_NO_LOCK).  Nothing is shared
- * between the threads then, neither a lock nor a line of memory: its 2-thread / 1-thread ratio is
- * what this machine gives the same work in the same run, the ceiling against which the shared
- * heap's scaling is read. */
+ * THR_PRIVATE: a heap of its own for each thread, with CARVE_THREADSAFE
+ * (own slots, 2 threads; its 1-thread figure is the plain one).  Nothing
+ * is shared between the threads then, neither the lock nor a line of a
+ * heap, but each runs the same code: its 2-thread / 1-thread ratio is what
+ * this machine gives the same work in the same run, the ceiling against
+ * which the shared heap's scaling is read. */
 enum { THR_OWN = 0, THR_LARSON = 1, THR_NO_LOCK = 0x100, THR_PRIVATE = 0x200 };
 #define THR_MODE(variant, threads) ((variant) | ((threads) << 4))
 #define THR_VARIANT(mode)          ((mode)&0xf)
@@ -244,14 +245,14 @@ static int count_distinct(const int *v, unsigned n)
 
 /* carve's heaps for a THR job, n of them side by side in the benchmark's
  * buffer: GOOD_FIT (the row's policy), with CARVE_THREADSAFE unless the
- * job says THR_NO_LOCK or THR_PRIVATE.  0 when one cannot be made. */
+ * job says THR_NO_LOCK.  0 when one cannot be made. */
 static int thr_carve_heaps(const allocator *a, const job *j, carve_heap **heaps, unsigned n,
                            char *why, size_t whylen)
 {
     carve_options opt;
     memset(&opt, 0, sizeof opt);
     opt.policy = (carve_policy)a->policy;
-    opt.flags = (j->mode & (THR_NO_LOCK | THR_PRIVATE)) ? 0u : (unsigned)CARVE_THREADSAFE;
+    opt.flags = (j->mode & THR_NO_LOCK) ? 0u : (unsigned)CARVE_THREADSAFE;
     size_t bytes = (size_t)j->heap;
     unsigned char *buf = carve_buffer(bytes * n);
     for (unsigned k = 0; k < n; k++) {
@@ -424,7 +425,7 @@ void threads_plan_cells(plan *p)
                     add_cell(p, r, W_THREADS, thr_variant_name(v, t, " no lock", name, sizeof name),
                              j);
                 }
-                if (carve && v == THR_OWN && t > 1) { /* at 1 thread: "own 1T no lock" */
+                if (carve && v == THR_OWN && t > 1) { /* at 1 thread: "own 1T" */
                     j.mode = THR_MODE(v, (int)t) | THR_PRIVATE;
                     add_cell(p, r, W_THREADS, thr_variant_name(v, t, " private", name, sizeof name),
                              j);
@@ -498,7 +499,8 @@ void threads_report(const plan *p, FILE *f)
     fprintf(f, "## Threads (issue 4)\n\n");
     fprintf(f,
             "Throughput in M ops/s (an op is one alloc or one free; all threads together), "
-            "median of the runs. Each thread runs W1's churn (%u slots of its own, sizes "
+            "median of %u measurements (%u in each of the benchmark's interleaved runs). "
+            "Each thread runs W1's churn (%u slots of its own, sizes "
             "uniform 8..128 B, first byte written) for %s timed steps after %s untimed ones. "
             "**own**: each thread frees only its own blocks. **larson**: a step that finds its "
             "slot full hands the block, three times in four, to the next thread through a "
@@ -508,13 +510,13 @@ void threads_report(const plan *p, FILE *f)
             "CARVE_THREADSAFE, one heap of "
             "%llu MiB for all threads; peers in child processes with their library preloaded. "
             "Workers are pinned to distinct CPUs when the benchmark pins itself (the default). "
-            "The row \"a heap of its own per thread\" runs own slots with one %llu MiB heap "
-            "per thread, without CARVE_THREADSAFE (its 1T is the row above's): the threads share "
-            "neither a lock nor a line "
-            "of memory, so its 2T/1T is what this machine gives the same work in the same run, "
-            "the ceiling to read the shared heap's scaling against.\n\n",
-            THR_SLOTS, steps, warm, THR_RING, (unsigned long long)(THR_HEAP >> 20),
-            (unsigned long long)(THR_HEAP >> 20));
+            "The row \"a heap of its own per thread\" runs own slots at 2 threads with one "
+            "%llu MiB CARVE_THREADSAFE heap per thread (its 1T is the first row's): the threads "
+            "run the same code but share neither the lock nor a line of a heap, so its 2T/1T is "
+            "what this machine gives the same work in the same run, the ceiling to read the "
+            "shared heap's scaling against.\n\n",
+            any != NULL ? any->runs_done : 0u, THR_REPEATS, THR_SLOTS, steps, warm, THR_RING,
+            (unsigned long long)(THR_HEAP >> 20), (unsigned long long)(THR_HEAP >> 20));
     fprintf(f, "| allocator | own 1T | own 2T | own 2T/1T | larson 1T | larson 2T | larson "
                "2T/1T | larson 2T: frees of the other thread's blocks |\n");
     fprintf(f, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -540,10 +542,10 @@ void threads_report(const plan *p, FILE *f)
         fputs(" - | - |", f);
         put_mops(f, p, carve, "larson 1T no lock");
         fputs(" - | - | - |\n", f);
-        fprintf(f, "| carve GOOD_FIT, a heap of its own per thread (nothing shared) |");
-        put_mops(f, p, carve, "own 1T no lock");
+        fprintf(f, "| carve GOOD_FIT (CARVE_THREADSAFE), a heap of its own per thread |");
+        put_mops(f, p, carve, "own 1T");
         put_mops(f, p, carve, "own 2T private");
-        put_ratio(f, p, carve, "own 2T private", "own 1T no lock");
+        put_ratio(f, p, carve, "own 2T private", "own 1T");
         fputs(" - | - | - | - |\n", f);
     }
     double cpus;
@@ -558,11 +560,11 @@ void threads_report(const plan *p, FILE *f)
     thr_target(f, "own slots: carve 2 threads / 1 thread", m, m ? a / b : 0, ">= 1.70",
                m && a / b >= 1.70);
     /* Not a target: the same ratio with nothing shared, for reading the one above. */
-    m = thr_median(p, carve, "own 2T private", 0, &a) &&
-        thr_median(p, carve, "own 1T no lock", 0, &b) && b > 0;
+    m = thr_median(p, carve, "own 2T private", 0, &a) && thr_median(p, carve, "own 1T", 0, &b) &&
+        b > 0;
     if (m)
         fprintf(f,
-                "| (for reference, no target) own slots, a heap per thread, nothing shared: "
+                "| (for reference, no target) own slots, a heap of its own per thread: "
                 "2 threads / 1 thread | %.2f | - | - |\n",
                 a / b);
     const char *single[2][2] = {{"own 1T", "own 1T no lock"}, {"larson 1T", "larson 1T no lock"}};
