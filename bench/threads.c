@@ -245,7 +245,7 @@ static int count_distinct(const int *v, unsigned n)
 
 /* carve's heaps for a THR job, n of them side by side in the benchmark's
  * buffer: GOOD_FIT (the row's policy), with CARVE_THREADSAFE unless the
- * job says THR_NO_LOCK.  0 when one cannot be made. */
+ * job says THR_NO_LOCK.  0 when one cannot be made (those made are let go). */
 static int thr_carve_heaps(const allocator *a, const job *j, carve_heap **heaps, unsigned n,
                            char *why, size_t whylen)
 {
@@ -259,6 +259,8 @@ static int thr_carve_heaps(const allocator *a, const job *j, carve_heap **heaps,
         heaps[k] = carve_init(buf + (size_t)k * bytes, bytes, &opt);
         if (heaps[k] == NULL) {
             snprintf(why, whylen, "carve_init(%zu bytes) failed: %s", bytes, strerror(errno));
+            while (k-- > 0)
+                (void)carve_detach(heaps[k]);
             return 0;
         }
     }
@@ -559,14 +561,6 @@ void threads_report(const plan *p, FILE *f)
     int m = thr_median(p, carve, "own 2T", 0, &a) && thr_median(p, carve, "own 1T", 0, &b) && b > 0;
     thr_target(f, "own slots: carve 2 threads / 1 thread", m, m ? a / b : 0, ">= 1.70",
                m && a / b >= 1.70);
-    /* Not a target: the same ratio with nothing shared, for reading the one above. */
-    m = thr_median(p, carve, "own 2T private", 0, &a) && thr_median(p, carve, "own 1T", 0, &b) &&
-        b > 0;
-    if (m)
-        fprintf(f,
-                "| (for reference, no target) own slots, a heap of its own per thread: "
-                "2 threads / 1 thread | %.2f | - | - |\n",
-                a / b);
     const char *single[2][2] = {{"own 1T", "own 1T no lock"}, {"larson 1T", "larson 1T no lock"}};
     const char *single_name[2] = {"own slots", "larson"};
     for (int k = 0; k < 2; k++) {
