@@ -110,12 +110,18 @@ enum { PIN_TIMED = 0, PIN_CG_PINNED = 1, PIN_CG_RAW = 2 };
 
 #define RESULT_VALUES 8
 
+/* Passes of the latency workload's timed sequence (workloads.c, run_latency). */
+#define LAT_PASSES      3u
+#define LAT_PASSES_TEXT "3" /* the same, for string literals */
+
 /* What a job measured.  v[] by workload:
  *   W1, W2:   v[0] ns/op
  *   W3:       v[0] ns/op both phases, v[1] freed in order, v[2] freed in reverse
  *   W4:       v[0] requested live bytes / buffer size at the first failure
- *   latency:  v[0] p99.9, v[1] p99.99, v[2] median, v[3] max, in raw timer ticks
- *             (the timer's overhead not yet subtracted; see timing.h)
+ *   latency:  v[0] p99.9, v[1] p99.99, v[2] median, v[3] max of the first pass;
+ *             v[4] p99.9, v[5] p99.99, v[6] max of each step's fastest of
+ *             LAT_PASSES passes; all in raw timer ticks (the timer's overhead
+ *             not yet subtracted; see timing.h)
  *   W5:       v[0] fraction of the trace's events done, v[1] index of the
  *             first failed allocation (-1: none), v[2] footprint / peak live
  *             bytes (carve: the smallest buffer found by bisection to run the

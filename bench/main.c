@@ -593,8 +593,8 @@ static void progress(const plan *p, const cell *c, const result *r, unsigned run
         note("[seed %u/%u] %-30s fill %.4f", run, total, what, r->v[0]);
         break;
     case W_LATENCY:
-        note("[%u/%u] %-34s p99.9 %.0f p99.99 %.0f ticks (raw)", run, total, what, r->v[0],
-             r->v[1]);
+        note("[%u/%u] %-34s p99.9 %.0f p99.99 %.0f ticks (raw); fastest of %u passes: %.0f %.0f",
+             run, total, what, r->v[0], r->v[1], LAT_PASSES, r->v[4], r->v[5]);
         break;
     case W_FRAG:
         if (rw->is_carve)
@@ -710,7 +710,9 @@ static int plan_insane(const plan *p)
             } else if (c->workload != W_LATENCY) {
                 if (!(r->v[0] > 0.0 && r->v[0] < 1e9))
                     what = "ns/op is not a positive number";
-            } else if (!(r->v[0] >= 0.0 && r->v[1] >= r->v[0] && r->v[3] >= r->v[1])) {
+            } else if (!(r->v[0] >= 0.0 && r->v[1] >= r->v[0] && r->v[3] >= r->v[1] &&
+                         r->v[4] >= 0.0 && r->v[5] >= r->v[4] && r->v[6] >= r->v[5] &&
+                         r->v[4] <= r->v[0] && r->v[6] <= r->v[3])) {
                 what = "latency percentiles out of order";
             }
             if (what != NULL) {

@@ -319,44 +319,73 @@ static void target_fill_row(FILE *f, const plan *p, const allocator *a, double g
             a->name, c->runs_done, fixed, median, goal, verdict(fixed >= goal && median >= goal));
 }
 
-static void target_latency_row(FILE *f, const plan *p, const char *variant)
+/* The two readings of a latency figure: the first pass, and each step's
+ * fastest of LAT_PASSES passes (workloads.c, run_latency). */
+typedef struct latency_reading {
+    int p9999; /* result value index of p99.99 */
+    const char *label;
+} latency_reading;
+
+_Static_assert(LAT_PASSES == 3u, "LAT_PASSES_TEXT must spell LAT_PASSES");
+static const latency_reading first_pass = {1, "first pass"};
+static const latency_reading fastest_pass = {5, "fastest of " LAT_PASSES_TEXT " passes"};
+
+static void target_latency_row(FILE *f, const plan *p, const char *variant,
+                               const latency_reading *rd)
 {
     size_t good = row_of(p, &carve_good_fit), peer_row = 0;
     double carve, best;
     const cell *c = plan_cell(p, good, W_LATENCY, variant);
     char slots[32];
     format_count(c != NULL ? c->j.slots : 0, slots, sizeof slots);
-    if (!cell_median(p, c, 1, &carve) || !best_peer(p, W_LATENCY, variant, 1, &best, &peer_row)) {
-        fprintf(f, "| p99.99, carve GOOD_FIT%s%s / best peer | not measured | - | - |\n",
-                variant[0] ? ", " : "", variant);
+    if (!cell_median(p, c, rd->p9999, &carve) ||
+        !best_peer(p, W_LATENCY, variant, rd->p9999, &best, &peer_row)) {
+        fprintf(f, "| p99.99 (%s), carve GOOD_FIT%s%s / best peer | not measured | - | - |\n",
+                rd->label, variant[0] ? ", " : "", variant);
         return;
     }
     double goal = variant[0] ? 1.5 : 1.0;
     double ratio = best > 0 ? carve / best : (carve > 0 ? 1e9 : 1.0);
     fprintf(f,
-            "| p99.99, carve GOOD_FIT%s%s / best peer at the same %s slots (%s, %.0f ns) | %.0f ns "
-            "= %.2fx | <= %.1fx | %s |\n",
-            variant[0] ? ", " : "", variant, slots, p->rows[peer_row].label, best, carve, ratio,
-            goal, verdict(ratio <= goal));
+            "| p99.99 (%s), carve GOOD_FIT%s%s / best peer at the same %s slots (%s, %.0f ns) | "
+            "%.0f ns = %.2fx | <= %.1fx | %s |\n",
+            rd->label, variant[0] ? ", " : "", variant, slots, p->rows[peer_row].label, best, carve,
+            ratio, goal, verdict(ratio <= goal));
 }
 
 /* The "constant time" reading: carve on another heap size against carve on
  * the standard W2 heap. */
-static void target_constant_row(FILE *f, const plan *p, const char *variant)
+static void target_constant_row(FILE *f, const plan *p, const char *variant,
+                                const latency_reading *rd)
 {
     size_t good = row_of(p, &carve_good_fit);
     double here, standard;
-    if (!cell_median(p, plan_cell(p, good, W_LATENCY, variant), 1, &here) ||
-        !cell_median(p, plan_cell(p, good, W_LATENCY, ""), 1, &standard)) {
-        fprintf(f, "| p99.99, carve GOOD_FIT, %s / on the W2 heap | not measured | <= 1.5x | - |\n",
-                variant);
+    if (!cell_median(p, plan_cell(p, good, W_LATENCY, variant), rd->p9999, &here) ||
+        !cell_median(p, plan_cell(p, good, W_LATENCY, ""), rd->p9999, &standard)) {
+        fprintf(f,
+                "| p99.99 (%s), carve GOOD_FIT, %s / on the W2 heap | not measured | <= 1.5x | - "
+                "|\n",
+                rd->label, variant);
         return;
     }
     double ratio = standard > 0 ? here / standard : (here > 0 ? 1e9 : 1.0);
     fprintf(f,
-            "| p99.99, carve GOOD_FIT, %s / carve GOOD_FIT on the W2 heap (%.0f ns) | %.0f ns = "
-            "%.2fx | <= 1.5x | %s |\n",
-            variant, standard, here, ratio, verdict(ratio <= 1.5));
+            "| p99.99 (%s), carve GOOD_FIT, %s / carve GOOD_FIT on the W2 heap (%.0f ns) | %.0f ns "
+            "= %.2fx | <= 1.5x | %s |\n",
+            rd->label, variant, standard, here, ratio, verdict(ratio <= 1.5));
+}
+
+static void target_latency_rows(FILE *f, const plan *p, const latency_reading *rd)
+{
+    target_latency_row(f, p, "", rd);
+    size_t good = row_of(p, &carve_good_fit);
+    for (size_t i = 0; i < p->ncells; i++) {
+        const cell *c = &p->cells[i];
+        if (c->workload == W_LATENCY && c->row == good && c->variant[0] != '\0') {
+            target_constant_row(f, p, c->variant, rd);
+            target_latency_row(f, p, c->variant, rd);
+        }
+    }
 }
 
 static void report_targets(const plan *p, FILE *f)
@@ -367,21 +396,17 @@ static void report_targets(const plan *p, FILE *f)
     target_ratio_row(f, p, W_MIXED_CHURN, "W2 ns/op");
     target_fill_row(f, p, &carve_good_fit, 0.98);
     target_fill_row(f, p, &carve_best_fit, 0.985);
-    target_latency_row(f, p, "");
-    size_t good = row_of(p, &carve_good_fit);
-    for (size_t i = 0; i < p->ncells; i++) {
-        const cell *c = &p->cells[i];
-        if (c->workload == W_LATENCY && c->row == good && c->variant[0] != '\0') {
-            target_constant_row(f, p, c->variant);
-            target_latency_row(f, p, c->variant);
-        }
-    }
+    target_latency_rows(f, p, &first_pass);
+    target_latency_rows(f, p, &fastest_pass);
     fprintf(
         f,
         "\nThe issue asks for p99.99 \"within 1.5x on a 1 MiB and a 1 GiB heap (constant time)\"; "
         "both readings are shown: carve against itself on the W2 heap, and carve against the best "
-        "peer running the same number of live slots. The instructions-per-operation target is "
-        "measured by `carve-bench --callgrind` (its section below, when present).\n\n");
+        "peer running the same number of live slots. Each is given for the first pass of the timed "
+        "sequence (what one run meets, the machine's interruptions included) and for each step's "
+        "fastest of " LAT_PASSES_TEXT " passes (what the allocator itself does; see the latency "
+        "section). The instructions-per-operation target is measured by `carve-bench --callgrind` "
+        "(its section below, when present).\n\n");
 }
 
 static void report_latency(const plan *p, FILE *f)
@@ -397,8 +422,9 @@ static void report_latency(const plan *p, FILE *f)
             "worst operation.\n\n",
             BENCH_TIMER_NAME, p->m.ticks_per_ns, p->m.resolution_ticks, resolution_ns,
             p->m.overhead_ticks, p->m.overhead_min_ticks);
-    fprintf(f, "| allocator | heap | live slots | p50 ns | p99.9 ns | p99.99 ns | max ns | failed "
-               "allocs (worst run) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    fprintf(f, "| allocator | heap | live slots | p50 ns | p99.9 ns | p99.99 ns | max ns | "
+               "fastest of " LAT_PASSES_TEXT ": p99.9 ns | p99.99 ns | max ns | failed allocs "
+               "(worst run) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < p->ncells; i++) {
         const cell *c = &p->cells[i];
         if (c->workload != W_LATENCY)
@@ -418,6 +444,9 @@ static void report_latency(const plan *p, FILE *f)
         put_figure(f, p, c, 0, "%.0f");
         put_figure(f, p, c, 1, "%.0f");
         put_figure(f, p, c, 3, "%.0f");
+        put_figure(f, p, c, 4, "%.0f");
+        put_figure(f, p, c, 5, "%.0f");
+        put_figure(f, p, c, 6, "%.0f");
         fprintf(f, " %llu |\n", (unsigned long long)worst);
     }
     fprintf(
@@ -425,7 +454,16 @@ static void report_latency(const plan *p, FILE *f)
         "\nThe smaller and larger carve heaps hold about half their size live (slots = heap / mean "
         "W2 size %.0f B; about half the slots are live at a time); the peers run the same slot "
         "counts in their own memory. A failed allocation leaves its slot empty and is timed like "
-        "any other operation. The harness row is the timer's floor.\n\n",
+        "any other operation. The harness row is the timer's floor.\n\n"
+        "Each job runs its timed sequence " LAT_PASSES_TEXT " times, each pass from a fresh "
+        "allocator after the same warm-up: p50, p99.9, p99.99 and max are the first pass's. An "
+        "interrupt, a preemption of this virtual machine or a page migration lands on a step by "
+        "chance, and seldom on the same step twice, while a step that is slow for what the "
+        "allocator does there is slow in every pass: the \"fastest of\" columns take each step's "
+        "fastest pass, which filters out the machine and keeps the allocator's own tail. carve "
+        "starts every pass from the same buffer, so its passes meet the same heap step by step; a "
+        "peer starts its later passes from what its first left behind, so its steps there are "
+        "alike but not equal, and the minimum can only flatter it.\n\n",
         log_uniform_mean(MIXED_FIRST_OCTAVE, MIXED_OCTAVES));
 }
 
