@@ -167,7 +167,8 @@ static void report_timeout(result *r, const job *j, uint64_t done, uint64_t want
              j->time_limit, (unsigned long long)done, (unsigned long long)wanted);
 }
 
-/* W1 and W2 (and, with timed != 0, the latency workload). */
+/* W1 and W2; with best != NULL, one pass of the latency workload (every
+ * step timed alone, run_latency). */
 static void run_churn(const allocator *a, void *self, const job *j, result *r, size_dist dist,
                       uint32_t *best)
 {
@@ -250,7 +251,7 @@ static int latency_pass(const allocator *a, const job *j, result *r, uint32_t *b
  * percentiles of each step's fastest pass (v[4..6]) are the allocator's own
  * tail with the machine's interference filtered out.  A peer starts its
  * later passes from whatever its first left behind, so its steps there are
- * like, not equal, and the minimum can only flatter it. */
+ * alike, not equal, and the minimum can only flatter it. */
 static void run_latency(const allocator *a, const job *j, result *r)
 {
     size_t bytes = (size_t)j->steps * sizeof(uint32_t);
