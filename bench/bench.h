@@ -111,8 +111,7 @@ enum { PIN_TIMED = 0, PIN_CG_PINNED = 1, PIN_CG_RAW = 2 };
 #define RESULT_VALUES 8
 
 /* Passes of the latency workload's timed sequence (workloads.c, run_latency). */
-#define LAT_PASSES      3u
-#define LAT_PASSES_TEXT "3" /* the same, for string literals */
+#define LAT_PASSES 3u
 
 /* What a job measured.  v[] by workload:
  *   W1, W2:   v[0] ns/op

@@ -21,10 +21,11 @@
  * the moment every thread finished its untimed warm-up to the moment the
  * last one finished, in M ops/s.  carve runs GOOD_FIT with
  * CARVE_THREADSAFE (and, at 1 thread, also without it: what the lock costs;
- * and, for own slots at 2 threads, with a heap per thread: the ceiling); the peers are glibc,
- * jemalloc, mimalloc and tcmalloc, each in a child process with its library preloaded.  When the
- * benchmark pins itself to one CPU (the default), the workers are pinned to distinct CPUs, starting
- * with that one, so the 2-thread figures really use two cores.
+ * and, for own slots at 2 threads, with a heap per thread: the ceiling);
+ * the peers are glibc, jemalloc, mimalloc and tcmalloc, each in a child
+ * process with its library preloaded.  When the benchmark pins itself to one
+ * CPU (the default), the workers are pinned to distinct CPUs, starting with
+ * that one, so the 2-thread figures really use two cores.
  *
  * Copyright (c) 2026 the carve authors.  MIT licence (see LICENSE).
  */

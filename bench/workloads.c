@@ -221,64 +221,6 @@ static void run_churn(const allocator *a, void *self, const job *j, result *r, s
 }
 
 /* ------------------------------------------------------------------------ */
-/* LAT: W2 with every operation timed, in LAT_PASSES passes                  */
-/* ------------------------------------------------------------------------ */
-
-/* One pass: a fresh allocator (init), warm-up, the timed steps, teardown.
- * 0 on success; otherwise r says why. */
-static int latency_pass(const allocator *a, const job *j, result *r, uint32_t *best)
-{
-    void *self = NULL;
-    if (a->init(a, j, &self, r->reason, sizeof r->reason) != 0) {
-        r->ok = 0;
-        return -1;
-    }
-    run_churn(a, self, j, r, SIZES_MIXED, best);
-    char why[200];
-    if (a->teardown(self, why, sizeof why) != 0) {
-        r->ok = 0;
-        snprintf(r->reason, sizeof r->reason, "%s", why);
-    }
-    return r->ok ? 0 : -1;
-}
-
-/* The same timed sequence LAT_PASSES times, each pass from a fresh
- * allocator.  The first pass gives the plain percentiles (v[0..3]).  An
- * interrupt, a host preemption or a migration lands on a step by chance and
- * rarely on the same step twice, while an operation that is slow because of
- * what the allocator does there is slow in every pass (carve starts every
- * pass from the same buffer, so its steps meet the same heap): the
- * percentiles of each step's fastest pass (v[4..6]) are the allocator's own
- * tail with the machine's interference filtered out.  A peer starts its
- * later passes from whatever its first left behind, so its steps there are
- * alike, not equal, and the minimum can only flatter it. */
-static void run_latency(const allocator *a, const job *j, result *r)
-{
-    size_t bytes = (size_t)j->steps * sizeof(uint32_t);
-    uint32_t *best = bench_map(bytes);
-    memset(best, 0xff, bytes);
-    if (latency_pass(a, j, r, best) == 0) {
-        for (unsigned pass = 1; pass < LAT_PASSES; pass++) {
-            result again;
-            memset(&again, 0, sizeof again);
-            if (latency_pass(a, j, &again, best) != 0) {
-                *r = again;
-                break;
-            }
-        }
-    }
-    if (r->ok) {
-        hist_clear(&latency_hist);
-        for (uint64_t i = 0; i < j->steps; i++)
-            hist_add(&latency_hist, best[i]);
-        r->v[4] = hist_quantile(&latency_hist, 0.999);
-        r->v[5] = hist_quantile(&latency_hist, 0.9999);
-        r->v[6] = (double)latency_hist.max;
-    }
-    bench_unmap(best, bytes);
-}
-
-/* ------------------------------------------------------------------------ */
 /* W3: n blocks of 64 B, freed in allocation order, then in reverse          */
 /* ------------------------------------------------------------------------ */
 
@@ -431,6 +373,85 @@ static void run_fill(const allocator *a, void *self, const job *j, result *r)
 }
 
 /* ------------------------------------------------------------------------ */
+/* One fresh allocator per job (or per LAT pass)                             */
+/* ------------------------------------------------------------------------ */
+
+/* init, the workload, teardown.  best: the latency workload's per-step
+ * minimum (run_latency), NULL for the others. */
+static void run_on_fresh_allocator(const allocator *a, const job *j, result *r, uint32_t *best)
+{
+    void *self = NULL;
+    if (a->init(a, j, &self, r->reason, sizeof r->reason) != 0) {
+        r->ok = 0;
+        return;
+    }
+    switch (j->workload) {
+    case W_SMALL_CHURN:
+        run_churn(a, self, j, r, SIZES_SMALL, NULL);
+        break;
+    case W_MIXED_CHURN:
+        run_churn(a, self, j, r, SIZES_MIXED, NULL);
+        break;
+    case W_LATENCY:
+        run_churn(a, self, j, r, SIZES_MIXED, best);
+        break;
+    case W_ORDERED:
+        run_ordered(a, self, j, r);
+        break;
+    case W_FILL:
+        run_fill(a, self, j, r);
+        break;
+    default:
+        snprintf(r->reason, sizeof r->reason, "unknown workload");
+        r->ok = 0;
+        break;
+    }
+    char why[200];
+    if (a->teardown(self, why, sizeof why) != 0) {
+        r->ok = 0;
+        snprintf(r->reason, sizeof r->reason, "%s", why);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* LAT: W2 with every operation timed, in LAT_PASSES passes                  */
+/* ------------------------------------------------------------------------ */
+
+/* The same timed sequence LAT_PASSES times, each pass from a fresh
+ * allocator.  The first pass gives the plain percentiles (v[0..3]).  An
+ * interrupt, a host preemption or a migration lands on a step by chance and
+ * rarely on the same step twice, while an operation that is slow because of
+ * what the allocator does there is slow in every pass (carve starts every
+ * pass from the same buffer, so its steps meet the same heap): the
+ * percentiles of each step's fastest pass (v[4..6]) are the allocator's own
+ * tail with the machine's interference filtered out.  A peer starts its
+ * later passes from whatever its first left behind, so its steps there are
+ * alike, not equal, and the minimum can only flatter it. */
+static void run_latency(const allocator *a, const job *j, result *r)
+{
+    size_t bytes = (size_t)j->steps * sizeof(uint32_t);
+    uint32_t *best = bench_map(bytes);
+    memset(best, 0xff, bytes);
+    run_on_fresh_allocator(a, j, r, best);
+    for (unsigned pass = 1; pass < LAT_PASSES && r->ok; pass++) {
+        result again;
+        memset(&again, 0, sizeof again);
+        run_on_fresh_allocator(a, j, &again, best);
+        if (!again.ok)
+            *r = again;
+    }
+    if (r->ok) {
+        hist_clear(&latency_hist);
+        for (uint64_t i = 0; i < j->steps; i++)
+            hist_add(&latency_hist, best[i]);
+        r->v[4] = hist_quantile(&latency_hist, 0.999);
+        r->v[5] = hist_quantile(&latency_hist, 0.9999);
+        r->v[6] = (double)latency_hist.max;
+    }
+    bench_unmap(best, bytes);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Dispatch                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -459,35 +480,8 @@ void run_job(const allocator *a, const job *j, result *r)
         run_latency(a, j, r);
         return;
     default:
-        break;
-    }
-    void *self = NULL;
-    if (a->init(a, j, &self, r->reason, sizeof r->reason) != 0) {
-        r->ok = 0;
+        run_on_fresh_allocator(a, j, r, NULL);
         return;
-    }
-    switch (j->workload) {
-    case W_SMALL_CHURN:
-        run_churn(a, self, j, r, SIZES_SMALL, NULL);
-        break;
-    case W_MIXED_CHURN:
-        run_churn(a, self, j, r, SIZES_MIXED, NULL);
-        break;
-    case W_ORDERED:
-        run_ordered(a, self, j, r);
-        break;
-    case W_FILL:
-        run_fill(a, self, j, r);
-        break;
-    default:
-        snprintf(r->reason, sizeof r->reason, "unknown workload");
-        r->ok = 0;
-        break;
-    }
-    char why[200];
-    if (a->teardown(self, why, sizeof why) != 0) {
-        r->ok = 0;
-        snprintf(r->reason, sizeof r->reason, "%s", why);
     }
 }
 
