@@ -72,7 +72,8 @@ static void usage(FILE *f)
           "  W4   fill: 64 MiB buffer, 16 B..4 KiB, free a random block with p = 1/2;\n"
           "       live requested bytes / buffer size at the first failure (carve only)\n"
           "  LAT  W2 with every operation timed: p99.9, p99.99 (carve GOOD_FIT also on a\n"
-          "       1 MiB and a 1 GiB heap, the peers at the same live slot counts)\n"
+          "       1 MiB and a 1 GiB heap, the peers at the same live slot counts, and\n"
+          "       on the 1 GiB heap with W2's 10,000 slots)\n"
           "  W5   fragmenting churn: one trace of widely mixed sizes and lifetimes on a\n"
           "       carve buffer 1.10x its peak live bytes: GOOD_FIT with handles, each\n"
           "       policy with raw pointers (where it first fails); peers: peak RSS\n"
@@ -498,6 +499,19 @@ static void plan_cells(plan *p)
             j.slots = slots_for_half_full(heaps[k]);
             for (size_t r = 0; r < p->nrows; r++)
                 if (p->rows[r].inproc == &carve_good_fit || p->rows[r].peer != NULL)
+                    add_cell(p, r, W_LATENCY, label, j);
+        }
+        /* carve GOOD_FIT on the large heap with W2's own slots: the same
+         * operations and the same live bytes as on the W2 heap, so that only
+         * the heap's size differs (the peers' baseline is the W2 row). */
+        if (s->lat_large_heap > s->w2_heap) {
+            char label[32];
+            format_bytes(s->lat_large_heap, label, sizeof label);
+            strncat(label, " heap, W2's slots", sizeof label - strlen(label) - 1);
+            j.heap = s->lat_large_heap;
+            j.slots = s->churn_slots;
+            for (size_t r = 0; r < p->nrows; r++)
+                if (p->rows[r].inproc == &carve_good_fit)
                     add_cell(p, r, W_LATENCY, label, j);
         }
     }
