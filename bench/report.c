@@ -417,10 +417,9 @@ static void report_targets(const plan *p, FILE *f)
         "peer running the same number of live slots. A row \"with W2's slots\" runs the W2 heap's "
         "operations and live bytes on a larger heap, so that only the heap's size differs. Each is "
         "given for the first pass of the timed sequence (what one run meets, the machine's "
-        "interruptions included) and for each step's "
-        "fastest of %u passes (what the allocator itself does; see the latency section). The "
-        "instructions-per-operation target is measured by `carve-bench --callgrind` (its section "
-        "below, when present).\n\n",
+        "interruptions included) and for each step's fastest of %u passes (what the allocator "
+        "itself does; see the latency section). The instructions-per-operation target is "
+        "measured by `carve-bench --callgrind` (its section below, when present).\n\n",
         LAT_PASSES);
 }
 
@@ -474,8 +473,8 @@ static void report_latency(const plan *p, FILE *f)
         "W2 heap's operations: its live bytes, and so the memory it touches, are the same, and "
         "only the heap around them is larger. A failed allocation leaves its slot empty and is "
         "timed like any other operation. The harness row is the timer's floor.\n\n"
-        "Each job runs its timed sequence %u times, each pass from a fresh "
-        "allocator after the same warm-up: p50, p99.9, p99.99 and max are the first pass's. An "
+        "Each job runs its timed sequence %u times, each pass from a fresh allocator after the "
+        "same warm-up: p50, p99.9, p99.99 and max are the first pass's. An "
         "interrupt, a preemption of this virtual machine or a page migration lands on a step by "
         "chance, and seldom on the same step twice, while a step that is slow for what the "
         "allocator does there is slow in every pass: the \"fastest of\" columns take each step's "
