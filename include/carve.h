@@ -90,7 +90,21 @@ typedef struct carve_heap carve_heap;
 /* How a heap chooses among free blocks.  All three coalesce free neighbours
  * immediately and share one segregated free index (size classes 1/16 of an
  * octave wide, found through two levels of bitmaps); they differ in which
- * block of the index they pick. */
+ * block of the index they pick.
+ *
+ * The freed-block cache (CARVE_GOOD_FIT only): in a GOOD_FIT heap whose
+ * arena is at least CARVE_GCACHE_MIN_HEAP bytes, without CARVE_POISON,
+ * CARVE_SCRAMBLE or CARVE_NO_BLOCK_CACHE, a freed block under 128 KiB is not merged at once while
+ * more than 3/4 of the heap is free: up to 16 per size class are kept as
+ * they are, and a request at most 1/16 smaller than one of them gets it
+ * back (its whole size is usable).  This spares the neighbours' cold
+ * headers on both calls.  As the heap fills past 1/4, each call hands a few
+ * cached blocks back to the index, so the cache costs no fill.  A cached
+ * block is free to the caller in every way: freeing it again is a double
+ * free, the statistics count it as free, and everything that needs exact
+ * free space (statistics, walks, the map, compaction, trimming, an
+ * allocation that would fail, growing a neighbour in place) hands the cached
+ * blocks back first.  FIRST_FIT and BEST_FIT keep their placement: no cache. */
 typedef enum carve_policy {
     CARVE_GOOD_FIT = 0, /* default: O(1) segregated good fit (TLSF-class), bounded worst case */
     CARVE_FIRST_FIT,    /* address-ordered first fit (the classic textbook policy) */
@@ -113,6 +127,9 @@ enum {
      * hresize that moved), every unpinned handle block moves, so a missing
      * pin shows up at once instead of in the field. */
     CARVE_SCRAMBLE = 1u << 4,
+    /* No freed-block cache (see carve_policy): every free of a general
+     * block merges it with its free neighbours at once. */
+    CARVE_NO_BLOCK_CACHE = 1u << 5,
 };
 
 /* Small requests and runs.  In a heap whose buffer is at least
@@ -127,6 +144,10 @@ enum {
  * per size in use, up to 128 KiB) would outweigh the headers they save. */
 #define CARVE_SMALL_MAX     256u
 #define CARVE_RUNS_MIN_HEAP 1048576u /* 1 MiB */
+
+/* The smallest arena (heap capacity) that gets the freed-block cache (see
+ * carve_policy). */
+#define CARVE_GCACHE_MIN_HEAP 4194304u /* 4 MiB */
 
 /* A lock of the user's own (an RTOS mutex, an interrupt-masking critical
  * section, ...), for a heap that is not CARVE_SHARED.  carve calls lock()
@@ -336,6 +357,8 @@ void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t size);
  * inside the heap relies on a 20-bit check in each header: data that happens
  * to look like a valid header at exactly that address (about 1 in 10^6 for
  * random bytes) is not recognised.
+ * In a GOOD_FIT heap with the freed-block cache (see carve_policy) the block
+ * may be kept for reuse instead of merged at once; it is free all the same.
  * Complexity: O(1) for CARVE_GOOD_FIT; O(k) for the others (sorted insert). */
 int carve_free(carve_heap *h, void *ptr);
 

@@ -39,16 +39,18 @@
 #define HDR_LOW_BITS   44u
 #define HDR_LOW_MASK   ((UINT64_C(1) << HDR_LOW_BITS) - 1u)
 
-/* KIND_RUN: a block whose payload is a run of small slots (small.h). */
 /* KIND_HANDLE: a relocatable block whose last word names its handle-table
  * entry; KIND_RUN: a run of small slots (small.h); KIND_TABLE: the handle
- * table itself (handles.c).  Only raw and handle blocks are the user's. */
+ * table itself (handles.c) or the general blocks' cache record (gcache.h);
+ * KIND_CACHED: a freed raw block held in that cache.  Only raw and handle
+ * blocks are the user's. */
 enum block_kind {
     KIND_RAW = 0,
     KIND_HANDLE = 1,
     KIND_QUARANTINE = 2,
     KIND_RUN = 3,
-    KIND_TABLE = 4
+    KIND_TABLE = 4,
+    KIND_CACHED = 5
 };
 
 CARVE_INLINE bool kind_is_users(unsigned kind)

@@ -22,8 +22,6 @@
 
 #include "handles.h"
 #include "index.h"
-#include "small.h"
-#include "threads.h"
 
 #include <errno.h>
 
@@ -121,11 +119,8 @@ static ref compact_range(carve_heap *h, ref from, ref to, uint64_t budget, uint6
 uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
 {
     uint64_t moved = 0;
-    /* Cached slots and empty retained runs would be barriers. */
-    if (h->flags & HEAP_TCACHE) {
-        (void)tcache_drain_all(h);
-    }
-    (void)small_reclaim(h);
+    /* Cached slots and blocks and empty retained runs would be barriers. */
+    (void)heap_reclaim_cached(h);
     /* A budgeted slice carries on where the last one stopped, so it costs
      * the blocks it visits, not the whole heap.  If it reaches the end with
      * budget left it starts over from the beginning and walks to the end:

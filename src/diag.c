@@ -3,6 +3,7 @@
  * the integrity walk, the block walk and the printed map.
  */
 #include "index.h"
+#include "gcache.h"
 #include "handles.h"
 #include "small.h"
 #include "threads.h"
@@ -38,12 +39,15 @@ static size_t clamp_size(uint64_t v)
     return v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 }
 
-/* With thread caches, what is exact (statistics, walks, the map) sees the
- * heap with every cache handed back. */
+/* What is exact (statistics, walks, the map) sees the heap with every
+ * cache handed back: thread caches' slots and cached general blocks. */
 static void drain_caches(carve_heap *h)
 {
     if (h->flags & HEAP_TCACHE) {
         (void)tcache_drain_all(h);
+    }
+    if (h->flags & HEAP_GCACHE) {
+        (void)gcache_empty(h);
     }
 }
 
@@ -100,6 +104,7 @@ CARVE_EXPORT void carve_get_stats(carve_heap *h, carve_stats *out)
 struct chain_totals {
     uint64_t used, free, live, free_blocks, quarantined;
     uint64_t handle_blocks, table_blocks;
+    uint64_t cached_blocks, cached_bytes; /* gcache.h */
     struct slot_totals slots;
 };
 
@@ -134,7 +139,9 @@ static bool chain_is_sound(const carve_heap *h, struct chain_totals *t)
                 }
             } else if (kind == KIND_TABLE) {
                 t->table_blocks++;
-
+            } else if (kind == KIND_CACHED) {
+                t->cached_blocks++;
+                t->cached_bytes += bytes_of(g);
             } else if (kind == KIND_RAW || kind == KIND_HANDLE) {
                 t->live++;
                 t->handle_blocks += kind == KIND_HANDLE ? 1u : 0u;
@@ -218,7 +225,9 @@ int check_unlocked(carve_heap *h)
     /* Slots that thread caches hold or have handed out without telling the
      * heap's counters yet (threads.h). */
     struct tcache_sums cached;
-    if (!tcache_sums(h, &cached)) {
+    uint64_t record_blocks;
+    if (!tcache_sums(h, &cached) ||
+        !gcache_is_sound(h, t.cached_blocks, t.cached_bytes, &record_blocks)) {
         return CARVE_ERR_CORRUPT;
     }
     bool counters_agree =
@@ -226,12 +235,12 @@ int check_unlocked(carve_heap *h)
         t.free_blocks == h->free_blocks && t.quarantined == h->quarantined_blocks &&
         t.slots.runs == h->runs && t.slots.slots == h->run_slots &&
         t.slots.live_slots == h->slot_allocs - h->slot_frees + cached.slots &&
-        t.slots.free_slot_bytes == h->used_bytes - h->used_public - cached.bytes &&
+        t.slots.free_slot_bytes == h->used_bytes - h->used_public - cached.bytes - t.cached_bytes &&
         t.slots.own == cached.own;
     if (h->runs_on ? !small_lists_are_sound(h, &t.slots, cached.listed) : t.slots.runs != 0) {
         return CARVE_ERR_CORRUPT;
     }
-    if (!handles_are_sound(h, t.handle_blocks, t.table_blocks)) {
+    if (!handles_are_sound(h, t.handle_blocks, t.table_blocks - record_blocks)) {
         return CARVE_ERR_CORRUPT;
     }
     /* A quarantined block is the trace of a write after free: the heap

@@ -10,6 +10,7 @@
  * against their neighbours), so a failing call changes nothing.
  */
 #include "compact.h"
+#include "gcache.h"
 #include "handles.h"
 #include "heap.h"
 #include "index.h"
@@ -19,8 +20,9 @@
 #include <errno.h>
 #include <stdatomic.h>
 
-#define KNOWN_FLAGS \
-    (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS | CARVE_SCRAMBLE)
+#define KNOWN_FLAGS                                                                    \
+    (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS | CARVE_SCRAMBLE | \
+     CARVE_NO_BLOCK_CACHE)
 #define CONTROL_ALIGN 64u
 
 CARVE_EXPORT const char *carve_version(void)
@@ -318,6 +320,8 @@ bool control_is_valid(const carve_heap *h)
            l.arena_end == h->arena_end && l.fl_count == h->fl_count && l.tcaches == h->tcaches &&
            l.tcache_count == h->tcache_count &&
            ((h->flags & HEAP_TCACHE) != 0) == (l.tcache_count != 0) &&
+           ((h->flags & HEAP_GCACHE) != 0) ==
+               gcache_wanted(h->flags, h->policy, l.arena_end - l.arena_begin) &&
            (h->flags & ~(uint32_t)(KNOWN_FLAGS | HEAP_INTERNAL_FLAGS)) == 0 &&
            h->policy <= CARVE_BEST_FIT && h->control_checksum == control_checksum_of(h);
 }
@@ -364,6 +368,9 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     }
     if (l.tcache_count != 0) {
         o.flags |= HEAP_TCACHE;
+    }
+    if (gcache_wanted(o.flags, (unsigned)o.policy, l.arena_end - l.arena_begin)) {
+        o.flags |= HEAP_GCACHE;
     }
     carve_heap *h = (carve_heap *)((unsigned char *)buffer + l.lead);
     memset(h, 0, (size_t)l.control_size);
@@ -643,14 +650,12 @@ static CARVE_OUTLINE ref claim_free_block_call(carve_heap *h, uint64_t g, uint64
     return claim_free_block(h, g, bg);
 }
 
-/* Gives back what sits unused in front of the free index: thread caches'
- * slots (first, since that can empty runs), then retained empty runs.
- * True if anything came back. */
-static bool reclaim_cached(carve_heap *h)
+bool heap_reclaim_cached(carve_heap *h)
 {
     bool drained = (h->flags & HEAP_TCACHE) && tcache_drain_all(h);
     bool reclaimed = small_reclaim(h);
-    return drained || reclaimed;
+    bool emptied = (h->flags & HEAP_GCACHE) && gcache_empty(h);
+    return drained || reclaimed || emptied;
 }
 
 /* After claim_free_block found nothing: when that was for want of space,
@@ -658,7 +663,7 @@ static bool reclaim_cached(carve_heap *h)
  * came back, searches again (so they never make an allocation fail). */
 static CARVE_NOINLINE ref claim_after_reclaim(carve_heap *h, uint64_t g, uint64_t *bg)
 {
-    if (errno != ENOMEM || !reclaim_cached(h)) {
+    if (errno != ENOMEM || !heap_reclaim_cached(h)) {
         return 0;
     }
     return claim_free_block_call(h, g, bg);
@@ -779,11 +784,16 @@ static void *alloc_small(carve_heap *h, size_t size)
     return p;
 }
 
-/* A general block of g granules for a raw request; when the index has no
- * room but compaction could make it, the heap compacts and tries again. */
+/* A general block of g granules for a raw request: a cached one of nearly
+ * that size, else one from the index; when the index has no room but
+ * compaction could make it, the heap compacts and tries again. */
 static ref alloc_raw_block(carve_heap *h, uint64_t g)
 {
-    ref b = heap_alloc_block(h, g, KIND_RAW);
+    ref b = (h->flags & HEAP_GCACHE) ? gcache_take(h, g) : 0;
+    if (b != 0) {
+        return b;
+    }
+    b = heap_alloc_block(h, g, KIND_RAW);
     if (b == 0 && errno == ENOMEM && heap_compaction_could_help(h, g)) {
         (void)compact_unlocked(h, UINT64_MAX);
         b = heap_alloc_block(h, g, KIND_RAW);
@@ -865,7 +875,7 @@ static int locate_live(const carve_heap *h, const void *p, ref *bo, hword *wo)
          * only the chain can tell which. */
         return block_is_boundary(h, b) == 0 ? CARVE_ERR_NOT_OWNED : CARVE_ERR_CORRUPT;
     }
-    if (hdr_is_free(w)) {
+    if (hdr_is_free(w) || hdr_kind(w) == KIND_CACHED) {
         return CARVE_ERR_DOUBLE_FREE;
     }
     if (hdr_kind(w) != KIND_RAW) {
@@ -941,7 +951,18 @@ static int free_general_unlocked(carve_heap *h, void *ptr)
     ref b;
     hword w;
     int st = locate_live(h, ptr, &b, &w);
-    return st != CARVE_OK ? st : heap_release_block(h, b, w);
+    if (st != CARVE_OK) {
+        return st;
+    }
+    if (!(h->flags & HEAP_GCACHE)) {
+        return heap_release_block(h, b, w);
+    }
+    if (gcache_put(h, b, w)) {
+        return CARVE_OK;
+    }
+    st = heap_release_block(h, b, w);
+    gcache_shed(h);
+    return st;
 }
 
 static int free_unlocked(carve_heap *h, void *ptr)
@@ -1003,7 +1024,16 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
     ref n = block_next(b, g);
     hword nw;
     hword after_w;
-    if (!block_read(h, n, &nw) || !hdr_is_free(nw) || g + hdr_granules(nw) < want) {
+    if (!block_read(h, n, &nw)) {
+        return false;
+    }
+    /* A cached neighbour is free to the user: it goes back to the index
+     * (merging with what follows it), and the growth looks again. */
+    if (hdr_kind(nw) == KIND_CACHED && (h->flags & HEAP_GCACHE) && gcache_return(h, n, nw) &&
+        !block_read(h, n, &nw)) {
+        return false;
+    }
+    if (!hdr_is_free(nw) || g + hdr_granules(nw) < want) {
         return false;
     }
     uint64_t ng = hdr_granules(nw);

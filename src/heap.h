@@ -34,6 +34,11 @@ int heap_release_block(carve_heap *h, ref b, hword w);
 void heap_shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want);
 bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want);
 
+/* Hands back what sits in front of the free index: thread caches' slots
+ * (first, since that can empty runs), retained empty runs and cached
+ * general blocks.  True if anything came back. */
+bool heap_reclaim_cached(carve_heap *h);
+
 /* Whether compacting could make room for a block of g granules: there are
  * movable blocks and enough free bytes in the index. */
 bool heap_compaction_could_help(const carve_heap *h, uint64_t g);

@@ -50,14 +50,15 @@
 #define SMALL_MAX            256u /* requests up to this come from runs of slots */
 #define SMALL_CLASSES        (SMALL_MAX / GRANULE)
 #define CARVE_MAGIC          UINT64_C(0x3170616568657663) /* "cvehea p1" */
-#define CARVE_LAYOUT_VERSION 7u
+#define CARVE_LAYOUT_VERSION 8u
 #define POISON_BYTE          0xdbu
 
 /* Bits of carve_heap.flags that are not public flags (set by carve_init,
  * covered by the control block's checksum). */
 #define HEAP_USER_LOCK      (1u << 30) /* the lock is the user's carve_lock_hooks */
 #define HEAP_TCACHE         (1u << 29) /* threads keep caches of small slots (threads.h) */
-#define HEAP_INTERNAL_FLAGS (HEAP_USER_LOCK | HEAP_TCACHE)
+#define HEAP_GCACHE         (1u << 28) /* freed general blocks may be cached (gcache.h) */
+#define HEAP_INTERNAL_FLAGS (HEAP_USER_LOCK | HEAP_TCACHE | HEAP_GCACHE)
 /* Public calls take the heap's lock. */
 #define HEAP_LOCKED (CARVE_THREADSAFE | HEAP_USER_LOCK)
 
@@ -121,6 +122,9 @@ struct carve_heap {
     ref tcaches;
     uint64_t tcache_count;
     uint64_t tcache_serial; /* caches handed out so far: makes each tag unique */
+
+    /* The general blocks' cache (gcache.h): its record's block, or 0. */
+    ref gcache;
 
     /* The free index: bitmaps over the segregated lists.  Bit fl of
      * fl_bitmap is set iff sl_bitmap[fl] != 0; bit sl of sl_bitmap[fl] is set

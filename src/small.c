@@ -497,6 +497,7 @@ void small_recount(carve_heap *h)
 {
     struct slot_totals t;
     memset(&t, 0, sizeof t);
+    uint64_t cached_bytes = 0; /* general blocks in their cache (gcache.h) */
     for (ref b = h->arena_begin; b < h->arena_end;) {
         hword w;
         if (!block_read(h, b, &w)) {
@@ -505,8 +506,11 @@ void small_recount(carve_heap *h)
         if (!hdr_is_free(w) && hdr_kind(w) == KIND_RUN && !small_run_is_sound(h, b, &t)) {
             return;
         }
+        if (!hdr_is_free(w) && hdr_kind(w) == KIND_CACHED) {
+            cached_bytes += bytes_of(hdr_granules(w));
+        }
         b = block_next(b, hdr_granules(w));
     }
     h->slot_frees = h->slot_allocs - t.live_slots;
-    h->used_public = h->used_bytes - t.free_slot_bytes;
+    h->used_public = h->used_bytes - t.free_slot_bytes - cached_bytes;
 }

@@ -56,13 +56,13 @@ static void test_init_unknown_flags(void **state)
     (void)state;
     uh u;
     assert_int_equal(tu_region_make(&u.r, HEAP_SIZE, 0, 256, 0), 0);
-    const unsigned bad[] = {1u << 5,
-                            1u << 6,
+    const unsigned bad[] = {1u << 6,
+                            1u << 7,
                             1u << 15,
                             1u << 31,
                             ~0u,
                             CARVE_POISON | (1u << 6),
-                            CARVE_NO_RUNS | (1u << 5)};
+                            CARVE_NO_RUNS | (1u << 7)};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         carve_options o = uh_opts(CARVE_GOOD_FIT, bad[i]);
         ASSERT_NULL_ERRNO(carve_init(u.r.buf, HEAP_SIZE, &o), EINVAL);
