@@ -98,6 +98,26 @@ static void entry_remove(struct gcache *r, unsigned cls, unsigned i, uint64_t g)
     r->bytes -= bytes_of(g);
 }
 
+/* Finds class cls's newest entry, leaving it in the record.  False when the
+ * class is empty (a damaged count reads as empty, and is cleared); else *b
+ * is the block and *w its header, or *b is 0 when the entry was damaged:
+ * then it is dropped. */
+static bool newest_entry(const carve_heap *h, struct gcache *r, unsigned cls, ref *b, hword *w)
+{
+    unsigned n = count_of(r, cls);
+    if (n == 0) {
+        r->count[cls] = 0;
+        return false;
+    }
+    *b = r->entry[cls][n - 1u];
+    if (!entry_valid(h, *b, cls, w)) {
+        r->count[cls] = (uint8_t)(n - 1u);
+        r->blocks--;
+        *b = 0;
+    }
+    return true;
+}
+
 /* ---- handing blocks back ------------------------------------------------------ */
 
 /* Frees cached block b (header w, already out of the record) into the
@@ -118,20 +138,15 @@ static bool hand_back(carve_heap *h, ref b, hword w)
  * A damaged entry is dropped. */
 static bool hand_back_newest(carve_heap *h, struct gcache *r, unsigned cls)
 {
-    unsigned n = count_of(r, cls);
-    if (n == 0) {
-        r->count[cls] = 0;
+    ref b;
+    hword w;
+    if (!newest_entry(h, r, cls, &b, &w)) {
         return false;
     }
-    ref b = r->entry[cls][n - 1u];
-    hword w;
-    if (!entry_valid(h, b, cls, &w)) {
-        r->count[cls] = (uint8_t)(n - 1u);
-        r->blocks--;
-        return true;
+    if (b != 0) {
+        entry_remove(r, cls, r->count[cls] - 1u, hdr_granules(w));
+        (void)hand_back(h, b, w);
     }
-    entry_remove(r, cls, n - 1u, hdr_granules(w));
-    (void)hand_back(h, b, w);
     return true;
 }
 
@@ -215,22 +230,16 @@ static void make_live(carve_heap *h, ref b, hword w)
  * more; 0 otherwise.  A damaged entry is dropped. */
 static ref fitting_newest(carve_heap *h, struct gcache *r, unsigned cls, uint64_t g)
 {
-    unsigned n = count_of(r, cls);
-    if (n == 0) {
-        return 0;
-    }
-    ref b = r->entry[cls][n - 1u];
+    ref b;
     hword w;
-    if (!entry_valid(h, b, cls, &w)) {
-        r->count[cls] = (uint8_t)(n - 1u);
-        r->blocks--;
+    if (!newest_entry(h, r, cls, &b, &w) || b == 0) {
         return 0;
     }
     uint64_t bg = hdr_granules(w);
     if (bg < g || bg - g > g / 16u) {
         return 0;
     }
-    entry_remove(r, cls, n - 1u, bg);
+    entry_remove(r, cls, r->count[cls] - 1u, bg);
     make_live(h, b, w);
     return b;
 }
