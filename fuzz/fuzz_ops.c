@@ -4,9 +4,11 @@
  * Input layout:
  *   byte 0      policy (% 3) and flags: bit 2 CARVE_POISON, bit 3
  *               CARVE_THREADSAFE, bit 4 CARVE_NO_RUNS, bit 5 CARVE_SCRAMBLE,
- *               bit 6 max_handles = 64 (else 0: the table grows)
+ *               bit 6 max_handles = 64 (else 0: the table grows), bit 7 the
+ *               block-cache mode (below)
  *   bytes 1-2   heap size: carve_min_buffer_size + 16 * u16 (so up to ~1 MiB;
- *               sizes from CARVE_RUNS_MIN_HEAP up get runs)
+ *               sizes from CARVE_RUNS_MIN_HEAP up get runs); in the
+ *               block-cache mode CARVE_GCACHE_MIN_HEAP * 17/16 + 64 * u16
  *   byte 3      the buffer's remainder modulo 64
  *   then 4-byte operations: [opcode][slot][size lo][size hi]; opcodes 0-15
  *   (mod 32) are raw-pointer operations, 16-31 handle operations (halloc,
@@ -27,6 +29,17 @@
  * match the shadow.  The buffer sits in
  * an allocation whose bytes around it are ASan-poisoned, so any access
  * outside [buffer, buffer + size) is reported where it happens.
+ *
+ * The block-cache mode reaches the freed-block cache of GOOD_FIT heaps of
+ * CARVE_GCACHE_MIN_HEAP or more (src/gcache.c).  Reading the statistics
+ * empties that cache, so in this mode they are read lazily: only where a
+ * check needs them (a failed request, a probe, a compaction, an operation
+ * that must change nothing, an explicit check) and then in full, while
+ * carve_check, which leaves the cache alone, still runs every 16
+ * operations.  A failure is then judged against the statistics read just
+ * after it (a failing request has already handed every cached block back).
+ * Bit 2 means CARVE_NO_BLOCK_CACHE there instead of poisoning, and
+ * scrambling is off (it would move megabytes on every allocation).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -79,6 +92,8 @@ typedef struct fz {
     carve_stats st;
     size_t capacity;
     uint64_t next_seed;
+    int lazy;   /* the block-cache mode: st is read only where needed */
+    int behind; /* lazy, and st may be behind the heap */
 } fz;
 
 static int movable(const fz *z)
@@ -110,8 +125,10 @@ static size_t size_from(const fz *z, unsigned v)
     return d <= 32 ? lf + d : (lf > d - 32 ? lf - (d - 32) : 1);
 }
 
-static void refresh(fz *z)
+/* Reads the statistics now and checks them against the shadow. */
+static void refresh_now(fz *z)
 {
+    z->behind = 0;
     carve_stats prev = z->st;
     carve_get_stats(z->h, &z->st);
     const carve_stats *st = &z->st;
@@ -134,6 +151,33 @@ static void refresh(fz *z)
     FUZZ_CHECK(st->largest_free <= st->free_bytes, "largest_free > free_bytes");
     FUZZ_CHECK(st->peak_used_bytes >= st->used_bytes, "peak");
     FUZZ_CHECK(st->failed_allocs >= prev.failed_allocs, "failed_allocs went back");
+}
+
+/* After an operation: the statistics now, or in the lazy mode when next
+ * needed. */
+static void refresh(fz *z)
+{
+    if (z->lazy)
+        z->behind = 1;
+    else
+        refresh_now(z);
+}
+
+/* Before a check that needs the statistics as they are. */
+static void sync_stats(fz *z)
+{
+    if (z->behind)
+        refresh_now(z);
+}
+
+/* The largest_free a failed request is judged against: the one read
+ * before it, or in the lazy mode the one read just after it. */
+static size_t largest_after_failure(fz *z, size_t before)
+{
+    if (!z->lazy)
+        return before;
+    refresh_now(z);
+    return z->st.largest_free;
 }
 
 static void check_new_block(fz *z, size_t i, unsigned char *p, size_t req, size_t align)
@@ -210,6 +254,7 @@ static void do_alloc(fz *z, size_t i, unsigned kind, unsigned arg, size_t req)
     }
     if (p == NULL) {
         FUZZ_CHECK(err == ENOMEM, "errno %d", err);
+        largest = largest_after_failure(z, largest);
         size_t need = align > CARVE_ALIGNMENT ? req + align + 2 * CARVE_MIN_BLOCK : req;
         /* An alignment above CARVE_ALIGNMENT is never served from a run's
          * slots, so a largest_free that may be a free slot promises nothing
@@ -228,7 +273,7 @@ static void do_alloc(fz *z, size_t i, unsigned kind, unsigned arg, size_t req)
     z->nlive++;
     refresh(z);
     /* Above largest_free only when the heap compacted itself. */
-    if (align <= CARVE_ALIGNMENT && req > largest)
+    if (!z->lazy && align <= CARVE_ALIGNMENT && req > largest)
         FUZZ_CHECK(could_move && z->st.compactions > compactions,
                    "request %zu succeeded above largest_free %zu without a compaction", req,
                    largest);
@@ -251,6 +296,7 @@ static void do_realloc(fz *z, size_t i, size_t req)
     }
     if (p == NULL) {
         FUZZ_CHECK(err == ENOMEM, "realloc errno %d", err);
+        largest = largest_after_failure(z, largest);
         FUZZ_CHECK(req > largest, "realloc(%zu) failed with largest_free %zu", req, largest);
         verify(z, i);
         refresh(z);
@@ -285,17 +331,21 @@ static void do_bad(fz *z, size_t i, unsigned arg)
         cand = z->s[i].p + 1 + (arg % (z->s[i].usable - 1));
         break;
     }
+    sync_stats(z);
     carve_stats before = z->st;
     int st = carve_free(z->h, cand);
     FUZZ_CHECK(st == CARVE_ERR_NOT_OWNED, "free(bad %p) = %d", (void *)cand, st);
     errno = 0;
     FUZZ_CHECK(carve_realloc(z->h, cand, 64) == NULL && errno == EINVAL, "realloc(bad)");
     FUZZ_CHECK(carve_usable_size(z->h, cand) == 0, "usable_size(bad)");
-    refresh(z);
+    refresh_now(z);
     FUZZ_CHECK(tu_stats_diff_but_failed(&before, &z->st) == NULL, "a bad pointer changed %s",
                tu_stats_diff_but_failed(&before, &z->st));
 }
 
+/* In the lazy mode the freed block may sit in the block cache, which is
+ * the case to reach, so the statistics are not read in between: the next
+ * reading's checks against the shadow catch a double free that counted. */
 static void do_double_free(fz *z, size_t i)
 {
     unsigned char *p = z->s[i].p;
@@ -304,12 +354,14 @@ static void do_double_free(fz *z, size_t i)
     int st = carve_free(z->h, p);
     FUZZ_CHECK(st == CARVE_ERR_DOUBLE_FREE || st == CARVE_ERR_NOT_OWNED, "double free = %d", st);
     refresh(z);
-    FUZZ_CHECK(tu_stats_diff(&before, &z->st, 0) == NULL, "a double free changed %s",
-               tu_stats_diff(&before, &z->st, 0));
+    if (!z->lazy)
+        FUZZ_CHECK(tu_stats_diff(&before, &z->st, 0) == NULL, "a double free changed %s",
+                   tu_stats_diff(&before, &z->st, 0));
 }
 
 static void do_probe_largest(fz *z)
 {
+    sync_stats(z);
     size_t lf = z->st.largest_free;
     uint64_t compactions = z->st.compactions;
     int could_move = movable(z);
@@ -326,7 +378,7 @@ static void do_probe_largest(fz *z)
         return;
     }
     FUZZ_CHECK(errno == ENOMEM, "largest_free + 1: errno %d", errno);
-    refresh(z);
+    refresh_now(z);
     lf = z->st.largest_free; /* the failure may have compacted */
     if (lf == 0)
         return;
@@ -427,6 +479,7 @@ static void do_halloc(fz *z, size_t i, size_t req)
     }
     if (hd == 0) {
         FUZZ_CHECK(err == ENOMEM, "halloc(%zu) errno %d", req, err);
+        largest = largest_after_failure(z, largest);
         FUZZ_CHECK(table_full || z->max_handles == 0 || largest <= CARVE_SMALL_MAX ||
                        as_raw(req) > largest,
                    "halloc(%zu) failed, largest_free %zu", req, largest);
@@ -455,7 +508,7 @@ static void do_halloc(fz *z, size_t i, size_t req)
     unpin_slot(z, i);
     z->nh++;
     refresh(z);
-    if (as_raw(req) > largest)
+    if (!z->lazy && as_raw(req) > largest)
         FUZZ_CHECK(could_move && z->st.compactions > compactions,
                    "halloc(%zu) succeeded above largest_free %zu without a compaction", req,
                    largest);
@@ -476,9 +529,10 @@ static void do_unpin(fz *z, size_t i)
 {
     fslot *s = &z->s[i];
     if (s->pins == 0) {
+        sync_stats(z);
         carve_stats before = z->st;
         FUZZ_CHECK(carve_unpin(z->h, s->hd) == CARVE_ERR_INVALID, "unpin too many");
-        refresh(z);
+        refresh_now(z);
         FUZZ_CHECK(tu_stats_diff(&before, &z->st, 0) == NULL, "an unpin too many changed %s",
                    tu_stats_diff(&before, &z->st, 0));
         return;
@@ -495,11 +549,13 @@ static void do_hfree(fz *z, size_t i)
 {
     fslot *s = &z->s[i];
     verify_handle(z, i);
+    if (s->pins > 0)
+        sync_stats(z);
     carve_stats before = z->st;
     int st = carve_hfree(z->h, s->hd);
     if (s->pins > 0) {
         FUZZ_CHECK(st == CARVE_ERR_PINNED, "hfree of a pinned handle = %d", st);
-        refresh(z);
+        refresh_now(z);
         FUZZ_CHECK(tu_stats_diff(&before, &z->st, 0) == NULL, "a refused hfree changed %s",
                    tu_stats_diff(&before, &z->st, 0));
         return;
@@ -519,11 +575,13 @@ static void do_hresize(fz *z, size_t i, size_t req)
     unsigned char *old = pin_slot(z, i);
     FUZZ_CHECK(tu_verify(old, s->seed, old_usable) == old_usable, "contents before hresize");
     unpin_slot(z, i);
+    if (req == 0)
+        sync_stats(z);
     carve_stats before = z->st;
     int st = carve_hresize(z->h, s->hd, req);
     if (req == 0) {
         FUZZ_CHECK(st == CARVE_ERR_INVALID, "hresize(0) = %d", st);
-        refresh(z);
+        refresh_now(z);
         FUZZ_CHECK(tu_stats_diff_but_failed(&before, &z->st) == NULL, "hresize(0) changed %s",
                    tu_stats_diff_but_failed(&before, &z->st));
         verify_handle(z, i);
@@ -548,12 +606,14 @@ static void do_hresize(fz *z, size_t i, size_t req)
     }
     FUZZ_CHECK(req > old_usable, "hresize(%zu) of a %zu-byte block failed with %d", req, old_usable,
                st);
-    if (st == CARVE_ERR_PINNED)
+    if (st == CARVE_ERR_PINNED) {
         FUZZ_CHECK(s->pins > 0, "hresize of an unpinned handle = PINNED");
-    else
+    } else {
+        largest = largest_after_failure(z, largest);
         FUZZ_CHECK(st == CARVE_ERR_NOMEM &&
                        (s->pins > 0 || largest <= CARVE_SMALL_MAX || as_raw(req) > largest),
                    "hresize(%zu) = %d with largest_free %zu", req, st, largest);
+    }
     refresh(z);
     verify_handle(z, i);
 }
@@ -564,9 +624,10 @@ static void do_compact(fz *z, unsigned v)
 {
     unsigned scale = v >> 12;
     size_t budget = scale == 15 ? SIZE_MAX : (size_t)(v & 0xFFFu) << scale;
+    sync_stats(z);
     carve_stats before = z->st;
     size_t moved = carve_compact(z->h, budget);
-    refresh(z);
+    refresh_now(z);
     FUZZ_CHECK(moved <= budget, "compact(%zu) moved %zu", budget, moved);
     FUZZ_CHECK(z->st.bytes_moved - before.bytes_moved == moved, "bytes_moved grew by %llu, not %zu",
                (unsigned long long)(z->st.bytes_moved - before.bytes_moved), moved);
@@ -580,7 +641,7 @@ static void do_compact(fz *z, unsigned v)
     FUZZ_CHECK(z->st.used_bytes == before.used_bytes, "compact changed used_bytes");
     if (budget == SIZE_MAX)
         FUZZ_CHECK(carve_compact(z->h, SIZE_MAX) == 0, "a second full compaction moved bytes");
-    refresh(z);
+    refresh_now(z);
     FUZZ_CHECK(carve_check(z->h) == CARVE_OK, "carve_check after compaction");
     verify_everything(z);
 }
@@ -597,6 +658,7 @@ static void do_bad_handles(fz *z, size_t i, unsigned v)
         c[n++] = z->stale[k];
     if (z->s[i].hd != 0)
         c[n++] = z->s[i].hd ^ ((carve_handle)1 << (v % 64u));
+    sync_stats(z);
     carve_stats before = z->st;
     for (size_t k = 0; k < n; k++) {
         int live = 0;
@@ -612,7 +674,7 @@ static void do_bad_handles(fz *z, size_t i, unsigned v)
         FUZZ_CHECK(carve_hfree(z->h, c[k]) == CARVE_ERR_NOT_OWNED, "hfree(bad)");
         FUZZ_CHECK(carve_hresize(z->h, c[k], 64) == CARVE_ERR_NOT_OWNED, "hresize(bad)");
     }
-    refresh(z);
+    refresh_now(z);
     FUZZ_CHECK(tu_stats_diff_but_failed(&before, &z->st) == NULL, "a bad handle changed %s",
                tu_stats_diff_but_failed(&before, &z->st));
 }
@@ -682,6 +744,7 @@ static void do_handle_op(fz *z, unsigned op, size_t i, unsigned v, size_t req)
 static void do_check(fz *z)
 {
     FUZZ_CHECK(carve_check(z->h) == CARVE_OK, "carve_check failed");
+    sync_stats(z);
     verify_everything(z);
 }
 
@@ -696,10 +759,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     carve_options o;
     memset(&o, 0, sizeof o);
     o.policy = (carve_policy)(data[0] % 3);
-    o.flags = ((data[0] & 4u) ? (unsigned)CARVE_POISON : 0u) |
-              ((data[0] & 8u) ? (unsigned)CARVE_THREADSAFE : 0u) |
-              ((data[0] & 16u) ? (unsigned)CARVE_NO_RUNS : 0u) |
-              ((data[0] & 32u) ? (unsigned)CARVE_SCRAMBLE : 0u);
+    z.lazy = (data[0] & 128u) != 0;
+    if (z.lazy)
+        o.flags = (data[0] & 4u) ? (unsigned)CARVE_NO_BLOCK_CACHE : 0u;
+    else
+        o.flags = ((data[0] & 4u) ? (unsigned)CARVE_POISON : 0u) |
+                  ((data[0] & 32u) ? (unsigned)CARVE_SCRAMBLE : 0u);
+    o.flags |= ((data[0] & 8u) ? (unsigned)CARVE_THREADSAFE : 0u) |
+               ((data[0] & 16u) ? (unsigned)CARVE_NO_RUNS : 0u);
     o.max_handles = (data[0] & 64u) ? 64u : 0u;
     z.flags = o.flags;
     z.max_handles = o.max_handles;
@@ -709,6 +776,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     unsigned max_units =
         (o.flags & (CARVE_POISON | CARVE_SCRAMBLE)) ? MAX_HEAP_UNITS / 8u : MAX_HEAP_UNITS;
     size_t size = carve_min_buffer_size(&o) + 16u * (units % (max_units + 1u));
+    if (z.lazy)
+        size = CARVE_GCACHE_MIN_HEAP + CARVE_GCACHE_MIN_HEAP / 16u + 64u * (size_t)units;
     int dumped = 0;
     size_t misalign = data[3] % 64u;
     if (tu_region_make(&z.r, size, misalign, 64, 0xC3) != 0)
@@ -806,6 +875,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
             do_hfree(&z, k);
     }
     FUZZ_CHECK(carve_check(z.h) == CARVE_OK, "carve_check failed at the end");
+    sync_stats(&z);
     FUZZ_CHECK(z.st.live_blocks == z.base_blocks && z.st.live_handles == 0,
                "blocks left after freeing all");
     /* A growing table stays once made (a failed first halloc may make it:

@@ -13,7 +13,10 @@
  * ops seeds: a header (policy/flags, heap size, remainder) and random
  * 4-byte operations, for each policy with and without poisoning and runs;
  * seed-h*: the same with handle operations mixed in (a fixed or a growing
- * handle table, scrambling, poisoning).
+ * handle table, scrambling, poisoning);
+ * seed-c*: the block-cache mode (byte 0 bit 7: a GOOD_FIT heap of 4-8 MiB
+ * whose freed-block cache the operations reach), mostly general-sized
+ * allocations and frees, double frees, reallocs and growth in place.
  * attach seeds: real heap images (mode 0: the bytes of a formatted heap with
  * live and free blocks, some with handle blocks and pins, at the remainder
  * it was made at), and parameter blocks for the build-then-damage modes 1
@@ -55,6 +58,24 @@ static int make_dir(const char *path)
     return 0;
 }
 
+/* An operation's size bits (fuzz_ops.c's size_from): 12 random bits of
+ * mantissa from r, and the scale. */
+static void put_size(unsigned char *op, uint64_t r, unsigned scale)
+{
+    unsigned v = (unsigned)((r >> 32) & 0xFFF) | (scale << 12);
+    op[2] = (unsigned char)(v & 0xFF);
+    op[3] = (unsigned char)(v >> 8);
+}
+
+/* Writes an ops seed as DIR/PREFIX<n, two digits>. */
+static int write_seed(const char *dir, const char *prefix, int n, const unsigned char *buf,
+                      size_t len)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s%02d", prefix, n);
+    return write_file(dir, name, buf, len, NULL, 0);
+}
+
 static int ops_seeds(const char *dir)
 {
     const unsigned flag_bits[] = {0, 4, 16, 8 | 16};
@@ -84,13 +105,9 @@ static int ops_seeds(const char *dir)
                     unsigned scale = (unsigned)((r >> 16) % 100) < 80
                                          ? 4u + (unsigned)((r >> 24) % 5)
                                          : (unsigned)((r >> 24) % 16);
-                    unsigned v = (unsigned)((r >> 32) & 0xFFF) | (scale << 12);
-                    op[2] = (unsigned char)(v & 0xFF);
-                    op[3] = (unsigned char)(v >> 8);
+                    put_size(op, r, scale);
                 }
-                char name[64];
-                snprintf(name, sizeof name, "seed-%02d", n++);
-                if (write_file(dir, name, buf, 4 + 4 * k, NULL, 0) != 0)
+                if (write_seed(dir, "seed-", n++, buf, 4 + 4 * k) != 0)
                     return -1;
             }
     return n;
@@ -139,15 +156,64 @@ static int handle_ops_seeds(const char *dir)
                     unsigned scale = (unsigned)((r >> 16) % 100) < 80
                                          ? 4u + (unsigned)((r >> 24) % 5)
                                          : (unsigned)((r >> 24) % 16);
-                    unsigned v = (unsigned)((r >> 32) & 0xFFF) | (scale << 12);
-                    op[2] = (unsigned char)(v & 0xFF);
-                    op[3] = (unsigned char)(v >> 8);
+                    put_size(op, r, scale);
                 }
-                char name[64];
-                snprintf(name, sizeof name, "seed-h%02d", n++);
-                if (write_file(dir, name, buf, 4 + 4 * k, NULL, 0) != 0)
+                if (write_seed(dir, "seed-h", n++, buf, 4 + 4 * k) != 0)
                     return -1;
             }
+    return n;
+}
+
+/* Block-cache seeds: byte 0 has bit 7 and a policy of GOOD_FIT (byte 0 % 3
+ * == 0); with or without the lock, runs, the cache (bit 2: off) and a
+ * handle table.  Sizes are general (257 B .. 64 KiB), so frees reach the
+ * cache; in the smallest buffer, enough live bytes to close its gate. */
+static int cache_ops_seeds(const char *dir)
+{
+    const unsigned flag_bits[] = {0, 8, 16, 4, 64};
+    const unsigned units[] = {0, 20000, 65535};
+    tu_rng rng;
+    tu_rng_seed(&rng, 2027);
+    int n = 0;
+    for (size_t fi = 0; fi < sizeof flag_bits / sizeof flag_bits[0]; fi++)
+        for (size_t ui = 0; ui < sizeof units / sizeof units[0]; ui++) {
+            unsigned char buf[4 + 4 * 400];
+            unsigned b0 = 128u | flag_bits[fi];
+            while (b0 % 3 != 0)
+                b0++;
+            buf[0] = (unsigned char)b0;
+            buf[1] = (unsigned char)(units[ui] & 0xFF);
+            buf[2] = (unsigned char)(units[ui] >> 8);
+            buf[3] = (unsigned char)(fi * 9 + ui * 3 + 5);
+            size_t k = 150 + (size_t)tu_rng_below(&rng, 250);
+            for (size_t i = 0; i < k; i++) {
+                unsigned char *op = buf + 4 + 4 * i;
+                uint64_t r = tu_rng_next(&rng);
+                unsigned code = (unsigned)(r % 100);
+                /* 0-3 alloc or free, 4-5 realloc, 7 double free, 13 realloc
+                 * near the old size (growth in place), 8 bad pointers, 10
+                 * a full check, 9 the largest_free probe, 11 attach. */
+                op[0] = (unsigned char)(code < 60   ? code % 4
+                                        : code < 70 ? 4u + code % 2
+                                        : code < 78 ? 7u
+                                        : code < 86 ? 13u
+                                        : code < 90 ? 8u
+                                        : code < 95 ? 10u
+                                        : code < 97 ? 9u
+                                        : code < 98 ? 11u
+                                                    : 16u);
+                /* scales 5-7 and 12-14: up to 8, 16, 32 and 64 KiB
+                 * (size_from in fuzz_ops.c); in the smallest buffer only
+                 * the large ones, in all 64 slots: about 2 MiB live,
+                 * past the gate, so the cache sheds */
+                static const unsigned scales[] = {12, 13, 14, 5, 6, 7};
+                op[1] = (unsigned char)((r >> 8) % (ui == 0 ? 64u : 48u));
+                unsigned scale = scales[(r >> 24) % (ui == 0 ? 3u : 6u)];
+                put_size(op, r, scale);
+            }
+            if (write_seed(dir, "seed-c", n++, buf, 4 + 4 * k) != 0)
+                return -1;
+        }
     return n;
 }
 
@@ -278,10 +344,12 @@ int main(int argc, char **argv)
         return 1;
     int a = ops_seeds(ops);
     int ah = handle_ops_seeds(ops);
+    int ac = cache_ops_seeds(ops);
     int b = attach_seeds(att);
-    if (a < 0 || ah < 0 || b < 0)
+    if (a < 0 || ah < 0 || ac < 0 || b < 0)
         return 1;
-    printf("gen_corpus: %d ops seeds (%d with handles) in %s, %d attach seeds in %s\n", a + ah, ah,
-           ops, b, att);
+    printf("gen_corpus: %d ops seeds (%d with handles, %d in the block-cache mode) in %s, "
+           "%d attach seeds in %s\n",
+           a + ah + ac, ah, ac, ops, b, att);
     return 0;
 }

@@ -14,7 +14,8 @@
  *   - usable_size >= size, and it stays what it was while the block lives;
  *   - the stats agree with the shadow after every operation (live blocks,
  *     allocs - frees, failed_allocs, used >= sum of usable sizes,
- *     used + free == capacity);
+ *     used + free == capacity); in the lazy_stats configurations every 1024
+ *     operations, since reading them empties the caches those test;
  *   - allocation fails only with ENOMEM and only when plausible, and a plain
  *     request succeeds exactly when it is <= largest_free (largest_free is
  *     "the largest request that would succeed now");
@@ -51,7 +52,8 @@
  *   or the environment: CARVE_TEST_OPS, CARVE_TEST_SEED, CARVE_TEST_HEAP (bytes).
  * Runs every configuration in configs[] (all three policies on a heap of a
  * few MiB, then variants: poisoning with the lock, no runs, a small heap that
- * is full most of the time), or only the one given.  Prints the seed; a
+ * is full most of the time, handles, and the caches filled by reading the
+ * stats seldom), or only the one given.  Prints the seed; a
  * failure prints the command that reproduces it.  Exit status 0 = pass.
  */
 #include <errno.h>
@@ -84,35 +86,46 @@ typedef struct config {
     unsigned handle_pct;        /* share of allocations that are handles (0: raw only) */
     size_t max_handles;         /* carve_options.max_handles */
     unsigned compact_every;     /* a compaction every ~this many operations */
+    unsigned lazy_stats;        /* read the stats every this many operations (0: after every
+                                   one); raw blocks only (see check_stats) */
 } config;
 
 #define SMALL_HEAP (CARVE_RUNS_MIN_HEAP + CARVE_RUNS_MIN_HEAP / 4)
+#define LAZY_HEAP  ((size_t)64 << 20)
 
 static const config configs[] = {
-    {"good_fit", CARVE_GOOD_FIT, 0, 1, 0, 0, 0, 0},
-    {"first_fit", CARVE_FIRST_FIT, 0, 1, 0, 0, 0, 0},
-    {"best_fit", CARVE_BEST_FIT, 0, 1, 0, 0, 0, 0},
+    {"good_fit", CARVE_GOOD_FIT, 0, 1, 0, 0, 0, 0, 0},
+    {"first_fit", CARVE_FIRST_FIT, 0, 1, 0, 0, 0, 0, 0},
+    {"best_fit", CARVE_BEST_FIT, 0, 1, 0, 0, 0, 0, 0},
     /* Poisoning and the lock change code paths, not placement: fewer ops. */
-    {"good_fit", CARVE_GOOD_FIT, CARVE_POISON | CARVE_THREADSAFE, 8, 0, 0, 0, 0},
+    {"good_fit", CARVE_GOOD_FIT, CARVE_POISON | CARVE_THREADSAFE, 8, 0, 0, 0, 0, 0},
     /* Without runs, every small request takes a block of its own. */
-    {"best_fit", CARVE_BEST_FIT, CARVE_NO_RUNS, 8, 0, 0, 0, 0},
+    {"best_fit", CARVE_BEST_FIT, CARVE_NO_RUNS, 8, 0, 0, 0, 0, 0},
     /* A heap just large enough for runs, full most of the time. */
-    {"good_fit", CARVE_GOOD_FIT, 0, 8, SMALL_HEAP, 0, 0, 0},
+    {"good_fit", CARVE_GOOD_FIT, 0, 8, SMALL_HEAP, 0, 0, 0, 0},
     /* Handles mixed with raw blocks, each policy, the table made at init. */
-    {"good_fit", CARVE_GOOD_FIT, 0, 4, 0, 40, 4096, 1000},
-    {"first_fit", CARVE_FIRST_FIT, 0, 4, 0, 40, 4096, 1000},
-    {"best_fit", CARVE_BEST_FIT, 0, 4, 0, 40, 4096, 1000},
+    {"good_fit", CARVE_GOOD_FIT, 0, 4, 0, 40, 4096, 1000, 0},
+    {"first_fit", CARVE_FIRST_FIT, 0, 4, 0, 40, 4096, 1000, 0},
+    {"best_fit", CARVE_BEST_FIT, 0, 4, 0, 40, 4096, 1000, 0},
     /* The table made at the first halloc and grown; mostly handles. */
-    {"good_fit", CARVE_GOOD_FIT, 0, 8, 0, 80, 0, 1000},
+    {"good_fit", CARVE_GOOD_FIT, 0, 8, 0, 80, 0, 1000, 0},
     /* Moving poisoned blocks, no runs. */
-    {"first_fit", CARVE_FIRST_FIT, CARVE_POISON | CARVE_NO_RUNS, 16, 0, 50, 4096, 500},
+    {"first_fit", CARVE_FIRST_FIT, CARVE_POISON | CARVE_NO_RUNS, 16, 0, 50, 4096, 500, 0},
     /* A small heap full most of the time: automatic compaction often. */
-    {"best_fit", CARVE_BEST_FIT, 0, 8, SMALL_HEAP, 60, 2048, 300},
+    {"best_fit", CARVE_BEST_FIT, 0, 8, SMALL_HEAP, 60, 2048, 300, 0},
     /* Thread caches (one thread): small blocks go through a cache; with
      * handles and compaction, which empty the caches. */
-    {"good_fit", CARVE_GOOD_FIT, CARVE_THREADSAFE, 4, 0, 20, 4096, 1000},
+    {"good_fit", CARVE_GOOD_FIT, CARVE_THREADSAFE, 4, 0, 20, 4096, 1000, 0},
     /* Every allocation moves every unpinned handle block (costly: small). */
-    {"good_fit", CARVE_GOOD_FIT, CARVE_SCRAMBLE, 64, SMALL_HEAP, 50, 2048, 300},
+    {"good_fit", CARVE_GOOD_FIT, CARVE_SCRAMBLE, 64, SMALL_HEAP, 50, 2048, 300, 0},
+    /* Statistics read every 1024 operations: reading them hands every
+     * cached block back, so only this way do the freed-block cache (GOOD_FIT
+     * heaps of 4 MiB or more, while more than 3/4 free: so a 64 MiB heap) and
+     * the thread caches fill and serve many requests under the model's
+     * checks (carve_check, which leaves the caches alone, every CHECK_EVERY
+     * operations; failures judged by the stats just after them). */
+    {"good_fit", CARVE_GOOD_FIT, 0, 4, LAZY_HEAP, 0, 0, 0, 1024},
+    {"good_fit", CARVE_GOOD_FIT, CARVE_THREADSAFE, 8, 0, 0, 0, 0, 1024},
 };
 #define NCONFIGS (sizeof configs / sizeof configs[0])
 
@@ -153,7 +166,9 @@ typedef struct model {
     size_t base_blocks;
     uint64_t base_allocs;
     size_t used_at_init;
-    carve_stats st; /* stats after the last operation */
+    carve_stats st;                /* stats after the last operation (lazy_stats: as last read) */
+    int behind;                    /* lazy_stats: operations since st was read */
+    unsigned failed_lo, failed_hi; /* how much failed_allocs may have grown since */
     size_t capacity;
     uint64_t *owned;   /* bitmap of 16-byte granules owned by live raw blocks */
     uint64_t *scratch; /* the same plus the handle blocks, rebuilt when checked */
@@ -323,10 +338,15 @@ static void drop(model *m, size_t i)
     m->s[i].p = NULL;
 }
 
-/* The stats after an operation.  failed_lo/hi: the range failed_allocs may
- * have grown by. */
-static void check_stats(model *m, unsigned failed_lo, unsigned failed_hi)
+/* The stats read now and checked against the shadow, after an operation
+ * that may have grown failed_allocs by failed_lo..failed_hi (added to what
+ * the operations since the last reading may have). */
+static void check_stats_now(model *m, unsigned failed_lo, unsigned failed_hi)
 {
+    failed_lo += m->failed_lo;
+    failed_hi += m->failed_hi;
+    m->failed_lo = m->failed_hi = 0;
+    m->behind = 0;
     carve_stats prev = m->st;
     carve_stats st;
     carve_get_stats(m->h, &st);
@@ -370,6 +390,32 @@ static void check_stats(model *m, unsigned failed_lo, unsigned failed_hi)
     if (m->cfg->handle_pct == 0 &&
         (st.live_handles != 0 || st.pinned_handles != 0 || st.compactions != 0))
         fail(m, "handle counters moved without handles");
+}
+
+static int lazy(const model *m)
+{
+    return m->cfg->lazy_stats != 0;
+}
+
+/* The stats after an operation: read now, or with lazy_stats only every
+ * lazy_stats operations (reading them empties the caches, which are what
+ * those configurations test).  Whatever needs the stats as they are calls
+ * sync_stats or check_stats_now. */
+static void check_stats(model *m, unsigned failed_lo, unsigned failed_hi)
+{
+    if (!lazy(m) || m->op % m->cfg->lazy_stats == 0) {
+        check_stats_now(m, failed_lo, failed_hi);
+        return;
+    }
+    m->failed_lo += failed_lo;
+    m->failed_hi += failed_hi;
+    m->behind = 1;
+}
+
+static void sync_stats(model *m)
+{
+    if (m->behind)
+        check_stats_now(m, 0, 0);
 }
 
 static int cmp_ptr(const void *a, const void *b)
@@ -641,6 +687,10 @@ static void op_alloc(model *m, size_t i, int kind)
     }
     int err = errno;
     if (p == NULL) {
+        /* With lazy_stats, judged by the stats read just after the failure:
+         * a failing request has handed every cached block back first. */
+        if (lazy(m))
+            check_stats_now(m, 1, 1);
         /* A plain request fails exactly when it exceeds largest_free; an
          * aligned one may need up to the alignment plus slack more.  A
          * largest_free up to CARVE_SMALL_MAX may be a slot in a run, which
@@ -657,10 +707,11 @@ static void op_alloc(model *m, size_t i, int kind)
                  what, req, align, err, m->st.largest_free, req, plain ? "succeeds" : "fails too");
         }
         expect_enomem(m, err, need, what, req);
-        check_stats(m, 1, 1);
+        if (!lazy(m))
+            check_stats(m, 1, 1);
         return;
     }
-    if (align == CARVE_ALIGNMENT && req > largest && m->cfg->handle_pct == 0)
+    if (!lazy(m) && align == CARVE_ALIGNMENT && req > largest && m->cfg->handle_pct == 0)
         fail(m, "%s(%zu) succeeded although largest_free was %zu", what, req, largest);
     if (zero != 0 && !tu_all_zero(p, zero))
         fail(m, "calloc(%zu) memory is not zeroed", zero);
@@ -668,7 +719,7 @@ static void op_alloc(model *m, size_t i, int kind)
     check_stats(m, 0, 0);
     /* With handles, a request above largest_free may succeed: the heap
      * compacted itself. */
-    if (align == CARVE_ALIGNMENT && req > largest)
+    if (!lazy(m) && align == CARVE_ALIGNMENT && req > largest)
         expect_compacted(m, &before, could_move, what, req);
 }
 
@@ -696,7 +747,10 @@ static void op_free(model *m, size_t i)
         if (carve_usable_size(m->h, p) != 0)
             fail(m, "usable_size of freed %p is not 0", (void *)p);
         check_stats(m, 0, 1);
-        const char *d = tu_stats_diff_but_failed(&before, &m->st);
+        /* With lazy_stats the block may sit in a cache (the case to reach),
+         * so the stats are not read in between: the next reading's checks
+         * against the shadow catch a double free that counted. */
+        const char *d = lazy(m) ? NULL : tu_stats_diff_but_failed(&before, &m->st);
         if (d != NULL)
             fail(m, "a double free changed %s", d);
         m->n_bad++;
@@ -732,9 +786,12 @@ static void op_realloc(model *m, size_t i, int to_zero)
     unsigned char *p = carve_realloc(m->h, old, req);
     int err = errno;
     if (p == NULL) {
+        if (lazy(m)) /* judged by the stats just after, as in op_alloc */
+            check_stats_now(m, 0, 1);
         expect_enomem(m, err, req, "realloc", req);
         verify_slot(m, i, old_usable, "after a failed realloc");
-        check_stats(m, 0, 1);
+        if (!lazy(m))
+            check_stats(m, 0, 1);
         return;
     }
     size_t keep = old_req < req ? old_req : req;
@@ -769,6 +826,7 @@ static void op_bad_pointers(model *m)
         if (m->s[i].usable >= 48)
             cands[n++] = p + 16 * tu_rng_range(&m->rng, 1, (m->s[i].usable - 8) / 16);
     }
+    sync_stats(m);
     carve_stats before = m->st;
     for (size_t k = 0; k < n; k++) {
         int st = carve_free(m->h, cands[k]);
@@ -782,7 +840,7 @@ static void op_bad_pointers(model *m)
         if (carve_usable_size(m->h, cands[k]) != 0)
             fail(m, "usable_size(bad pointer %p) != 0", (void *)cands[k]);
     }
-    check_stats(m, 0, (unsigned)n);
+    check_stats_now(m, 0, (unsigned)n);
     const char *d = tu_stats_diff_but_failed(&before, &m->st);
     if (d != NULL)
         fail(m, "a bad free/realloc changed %s", d);
@@ -795,6 +853,7 @@ static void op_bad_pointers(model *m)
 /* largest_free is exact: that much succeeds, one more byte does not. */
 static void op_probe_largest(model *m)
 {
+    sync_stats(m);
     size_t lf = m->st.largest_free;
     carve_stats before = m->st;
     int could_move = movable(m);
@@ -816,7 +875,7 @@ static void op_probe_largest(model *m)
     }
     if (errno != ENOMEM)
         fail(m, "alloc(largest_free + 1) errno %d", errno);
-    check_stats(m, 1, 1);
+    check_stats_now(m, 1, 1);
     lf = m->st.largest_free; /* a failed request may have compacted */
     if (lf == 0)
         return;
@@ -1282,6 +1341,7 @@ static void run(model *m, unsigned long long ops)
             release_handle(m, i);
     }
     full_check(m);
+    sync_stats(m);
     if (m->st.live_blocks != m->base_blocks || m->st.live_handles != 0 ||
         (m->cfg->handle_pct == 0 && m->st.used_bytes != 0) ||
         (m->cfg->max_handles != 0 && m->st.used_bytes != m->used_at_init))
@@ -1298,6 +1358,10 @@ static int run_config(size_t k, uint64_t seed, unsigned long long total_ops, siz
     unsigned long long ops = total_ops / c->divisor;
     if (ops == 0)
         ops = 1;
+    if (c->lazy_stats != 0 && c->handle_pct != 0) {
+        fprintf(stderr, "model_test: config %zu: lazy_stats is for raw blocks only\n", k);
+        return 1;
+    }
     model *m = (model *)calloc(1, sizeof *m);
     if (m == NULL)
         return 1;
