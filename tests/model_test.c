@@ -167,7 +167,7 @@ typedef struct model {
     uint64_t base_allocs;
     size_t used_at_init;
     carve_stats st;                /* stats after the last operation (lazy_stats: as last read) */
-    int behind;                    /* lazy_stats: operations since st was read */
+    int behind;                    /* lazy_stats: st is older than the last operation */
     unsigned failed_lo, failed_hi; /* how much failed_allocs may have grown since */
     size_t capacity;
     uint64_t *owned;   /* bitmap of 16-byte granules owned by live raw blocks */
