@@ -230,6 +230,30 @@ CARVE_INLINE bool block_read(const carve_heap *h, ref b, hword *out)
     return (b == h->arena_end || block_offset_plausible(h, b)) && block_read_placed(h, b, out);
 }
 
+/* Reads the header at any offset b when the caller knows what the block
+ * must be: true when b can be a header, the header's check holds and its
+ * low bits, PREV_FREE aside (a neighbour's state, which may change), are
+ * exactly `low` (size, kind, free bit: one comparison).  The size in low is
+ * at least MIN_GRANULES; a block that would pass the arena's end fails.
+ * The header in *out either way when b is plausible. */
+CARVE_INLINE bool block_read_expecting(const carve_heap *h, ref b, uint64_t low, hword *out)
+{
+    if (!block_offset_plausible(h, b)) {
+        return false;
+    }
+    hword w = block_header(h, b);
+    *out = w;
+    return (w & (HDR_LOW_MASK & ~HDR_PREV_FREE)) == low && hdr_valid(h, b, w) &&
+           (low >> HDR_SIZE_SHIFT) <= (h->arena_end - b) >> GRANULE_SHIFT;
+}
+
+/* The low bits block_read_expecting wants for a live block of g granules
+ * and kind `kind`. */
+CARVE_INLINE uint64_t live_low_bits(uint64_t g, unsigned kind)
+{
+    return (g << HDR_SIZE_SHIFT) | ((uint64_t)kind << HDR_KIND_SHIFT);
+}
+
 /* The free block before b (b's header has PREV_FREE), validated through its
  * footer and header; 0 when they fail their checks. */
 ref block_prev_free(const carve_heap *h, ref b, hword *prev_w);

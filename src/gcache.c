@@ -22,33 +22,52 @@ static uint64_t record_granules(void)
     return (sizeof(struct gcache) + HDR_SIZE + GRANULE - 1u) >> GRANULE_SHIFT;
 }
 
-/* The record, after its block's header checks out; NULL when there is none
- * or it is damaged (then nothing is cached and carve_check reports it). */
-static struct gcache *record_of(const carve_heap *h)
+/* The record, after its block's header checks out in full; NULL when
+ * there is none or it is damaged (then nothing is cached and carve_check
+ * reports it).  For carve_check and the calls that empty the cache. */
+static struct gcache *record_checked(const carve_heap *h)
 {
     hword w;
-    if (h->gcache == 0 || !block_read(h, h->gcache, &w) || hdr_is_free(w) ||
-        hdr_kind(w) != KIND_TABLE || hdr_granules(w) != record_granules()) {
+    if (h->gcache == 0 ||
+        !block_read_expecting(h, h->gcache, live_low_bits(record_granules(), KIND_TABLE), &w)) {
         return NULL;
     }
     return (struct gcache *)block_payload(h, h->gcache);
 }
 
-/* The record, made if there is none yet.  Making it must not disturb the
- * free that asked for it: errno is kept. */
-static struct gcache *record_made(carve_heap *h)
+/* The record for the allocation paths: the same, but the header's check
+ * bits are left to record_checked.  Why that is enough here: the record's
+ * offset is still range-checked and its header must still read exactly as
+ * a table block of the record's size (garbage passes that 1 time in 2^44),
+ * nothing in the record is trusted without a check of its own (counts are
+ * bounded, every entry's block header is checked in full before it is
+ * used), and carve_check still checks the header in full.  It saves a
+ * multiply chain on every general allocation and free. */
+CARVE_INLINE struct gcache *record_of(const carve_heap *h)
 {
-    if (h->gcache == 0) {
-        int saved = errno;
-        ref r = heap_alloc_block(h, record_granules(), KIND_TABLE);
-        errno = saved;
-        if (r == 0) {
-            return NULL;
-        }
-        memset(block_payload(h, r), 0, sizeof(struct gcache));
-        h->gcache = r;
+    ref r = h->gcache;
+    uint64_t low = live_low_bits(record_granules(), KIND_TABLE);
+    if (r == 0 || !block_offset_plausible(h, r) ||
+        (block_header(h, r) & (HDR_LOW_MASK & ~HDR_PREV_FREE)) != low ||
+        record_granules() > (h->arena_end - r) >> GRANULE_SHIFT) {
+        return NULL;
     }
-    return record_of(h);
+    return (struct gcache *)block_payload(h, r);
+}
+
+/* Makes the record, on the first free that caches.  Making it must not
+ * disturb the free that asked for it: errno is kept. */
+static CARVE_NOINLINE struct gcache *record_make(carve_heap *h)
+{
+    int saved = errno;
+    ref r = heap_alloc_block(h, record_granules(), KIND_TABLE);
+    errno = saved;
+    if (r == 0) {
+        return NULL;
+    }
+    memset(block_payload(h, r), 0, sizeof(struct gcache));
+    h->gcache = r;
+    return record_checked(h);
 }
 
 /* Releases the record's block once no block is cached. */
@@ -61,61 +80,59 @@ static void record_release(carve_heap *h)
 }
 
 /* The gate: the index holds more than 3/4 of the arena. */
-static bool gate_open(const carve_heap *h)
+CARVE_INLINE bool gate_open(const carve_heap *h)
 {
     uint64_t arena = h->arena_end - h->arena_begin;
     return h->free_bytes > arena - arena / 4u;
 }
 
 /* The cached blocks may hold at most 1/8 of the arena. */
-static bool room_for(const carve_heap *h, const struct gcache *r, uint64_t g)
+CARVE_INLINE bool room_for(const carve_heap *h, const struct gcache *r, uint64_t g)
 {
     return r->bytes + bytes_of(g) <= (h->arena_end - h->arena_begin) / 8u;
 }
 
-/* Whether e is a cached block of class cls; its header in *w. */
-static bool entry_valid(const carve_heap *h, ref e, unsigned cls, hword *w)
+/* Whether block b is a cached block of g granules, as its entry says; its
+ * header in *w. */
+CARVE_INLINE bool entry_valid(const carve_heap *h, ref b, uint64_t g, hword *w)
 {
-    return block_read(h, e, w) && !hdr_is_free(*w) && hdr_kind(*w) == KIND_CACHED &&
-           class_of(hdr_granules(*w)) == cls;
+    return g >= MIN_GRANULES && block_read_expecting(h, b, live_low_bits(g, KIND_CACHED), w);
 }
 
-/* The number of entries of class cls, or 0 when the count is damaged. */
-static unsigned count_of(const struct gcache *r, unsigned cls)
+/* The number of entries of class cls; a damaged count (over GC_DEPTH)
+ * reads as 0 and is cleared. */
+CARVE_INLINE unsigned count_of(struct gcache *r, unsigned cls)
 {
     unsigned n = r->count[cls];
-    return n <= GC_DEPTH ? n : 0u;
+    if (n > GC_DEPTH) {
+        r->count[cls] = 0;
+        return 0;
+    }
+    return n;
 }
 
 /* Takes entry i of class cls out of the record (the last one fills its
  * place: the order within a class only decides which block goes first). */
-static void entry_remove(struct gcache *r, unsigned cls, unsigned i, uint64_t g)
+CARVE_INLINE void entry_remove(struct gcache *r, unsigned cls, unsigned i)
 {
     unsigned n = r->count[cls];
+    r->bytes -= bytes_of(r->size[cls][i]);
     r->entry[cls][i] = r->entry[cls][n - 1u];
+    r->size[cls][i] = r->size[cls][n - 1u];
     r->count[cls] = (uint8_t)(n - 1u);
     r->blocks--;
-    r->bytes -= bytes_of(g);
 }
 
-/* Finds class cls's newest entry, leaving it in the record.  False when the
- * class is empty (a damaged count reads as empty, and is cleared); else *b
- * is the block and *w its header, or *b is 0 when the entry was damaged:
- * then it is dropped. */
-static bool newest_entry(const carve_heap *h, struct gcache *r, unsigned cls, ref *b, hword *w)
+/* Takes entry i of class cls out of the record and returns its block, with
+ * its header in *w; 0 when the block is not what the entry says (a damaged
+ * entry is dropped: carve_check then reports the block it lost). */
+CARVE_INLINE ref entry_take(const carve_heap *h, struct gcache *r, unsigned cls, unsigned i,
+                            hword *w)
 {
-    unsigned n = count_of(r, cls);
-    if (n == 0) {
-        r->count[cls] = 0;
-        return false;
-    }
-    *b = r->entry[cls][n - 1u];
-    if (!entry_valid(h, *b, cls, w)) {
-        r->count[cls] = (uint8_t)(n - 1u);
-        r->blocks--;
-        *b = 0;
-    }
-    return true;
+    ref b = r->entry[cls][i];
+    uint64_t g = r->size[cls][i];
+    entry_remove(r, cls, i);
+    return entry_valid(h, b, g, w) ? b : 0;
 }
 
 /* ---- handing blocks back ------------------------------------------------------ */
@@ -138,13 +155,13 @@ static bool hand_back(carve_heap *h, ref b, hword w)
  * A damaged entry is dropped. */
 static bool hand_back_newest(carve_heap *h, struct gcache *r, unsigned cls)
 {
-    ref b;
-    hword w;
-    if (!newest_entry(h, r, cls, &b, &w)) {
+    unsigned n = count_of(r, cls);
+    if (n == 0) {
         return false;
     }
+    hword w;
+    ref b = entry_take(h, r, cls, n - 1u, &w);
     if (b != 0) {
-        entry_remove(r, cls, r->count[cls] - 1u, hdr_granules(w));
         (void)hand_back(h, b, w);
     }
     return true;
@@ -153,7 +170,7 @@ static bool hand_back_newest(carve_heap *h, struct gcache *r, unsigned cls)
 /* While the gate is closed: hands back up to GC_SHED blocks, and the record
  * with the last of them, so that a filling heap gets its bytes back a few
  * at a time rather than in one long call. */
-static void shed(carve_heap *h, struct gcache *r)
+static CARVE_NOINLINE void shed(carve_heap *h, struct gcache *r)
 {
     for (unsigned k = 0; k < GC_SHED && r->blocks != 0; k++) {
         unsigned cls = r->shed < GC_CLASSES ? r->shed : 0u;
@@ -173,7 +190,7 @@ static void shed(carve_heap *h, struct gcache *r)
 
 bool gcache_empty(carve_heap *h)
 {
-    struct gcache *r = record_of(h);
+    struct gcache *r = record_checked(h);
     if (r == NULL) {
         return false;
     }
@@ -190,15 +207,15 @@ bool gcache_empty(carve_heap *h)
 
 bool gcache_return(carve_heap *h, ref b, hword w)
 {
-    struct gcache *r = record_of(h);
+    struct gcache *r = record_checked(h);
     unsigned cls = class_of(hdr_granules(w));
     if (r == NULL || cls >= GC_CLASSES) {
         return false;
     }
     unsigned n = count_of(r, cls);
     for (unsigned i = 0; i < n; i++) {
-        if (r->entry[cls][i] == b) {
-            entry_remove(r, cls, i, hdr_granules(w));
+        if (r->entry[cls][i] == b && r->size[cls][i] == hdr_granules(w)) {
+            entry_remove(r, cls, i);
             if (!hand_back(h, b, w)) {
                 return false;
             }
@@ -214,7 +231,7 @@ bool gcache_return(carve_heap *h, ref b, hword w)
 /* ---- the calls on the allocation paths -------------------------------------------------- */
 
 /* Makes cached block b (header w) live as a raw block. */
-static void make_live(carve_heap *h, ref b, hword w)
+CARVE_INLINE void make_live(carve_heap *h, ref b, hword w)
 {
     uint64_t g = hdr_granules(w);
     block_set_header(h, b, g, hdr_flags(w) & HDR_PREV_FREE);
@@ -226,39 +243,38 @@ static void make_live(carve_heap *h, ref b, hword w)
     h->allocs++;
 }
 
-/* The newest block of class cls if it holds g granules and at most 1/16
- * more; 0 otherwise.  A damaged entry is dropped. */
-static ref fitting_newest(carve_heap *h, struct gcache *r, unsigned cls, uint64_t g)
+/* The newest entry of class cls whose block holds g granules and at most
+ * g/16 more, or GC_DEPTH when there is none.  It reads the record alone
+ * (the class's sizes sit together). */
+CARVE_INLINE unsigned fitting_entry(struct gcache *r, unsigned cls, uint64_t g)
 {
-    ref b;
-    hword w;
-    if (!newest_entry(h, r, cls, &b, &w) || b == 0) {
-        return 0;
+    uint64_t surplus = g / 16u;
+    for (unsigned i = count_of(r, cls); i-- > 0;) {
+        if ((uint64_t)r->size[cls][i] - g <= surplus) { /* wraps when smaller than g */
+            return i;
+        }
     }
-    uint64_t bg = hdr_granules(w);
-    if (bg < g || bg - g > g / 16u) {
-        return 0;
-    }
-    entry_remove(r, cls, r->count[cls] - 1u, bg);
-    make_live(h, b, w);
-    return b;
+    return GC_DEPTH;
 }
 
 ref gcache_take(carve_heap *h, uint64_t g)
 {
     unsigned cls = class_of(g);
-    if (h->gcache == 0 || cls >= GC_CLASSES) {
+    struct gcache *r;
+    if (cls >= GC_CLASSES || (r = record_of(h)) == NULL) {
         return 0;
     }
-    struct gcache *r = record_of(h);
-    if (r == NULL) {
-        return 0;
+    unsigned i = fitting_entry(r, cls, g);
+    if (i == GC_DEPTH && cls + 1u < GC_CLASSES) {
+        i = fitting_entry(r, ++cls, g);
     }
-    ref b = fitting_newest(h, r, cls, g);
-    if (b == 0 && cls + 1u < GC_CLASSES) {
-        b = fitting_newest(h, r, cls + 1u, g);
+    ref b = 0;
+    hword w;
+    /* Only the chosen block's header is read: checked, then rewritten. */
+    if (i < GC_DEPTH && (b = entry_take(h, r, cls, i, &w)) != 0) {
+        make_live(h, b, w);
     }
-    if (!gate_open(h)) {
+    if (CARVE_UNLIKELY(!gate_open(h))) {
         shed(h, r);
     }
     return b;
@@ -282,7 +298,7 @@ bool gcache_put(carve_heap *h, ref b, hword w)
     if (!gate_open(h)) {
         return false;
     }
-    struct gcache *r = record_made(h);
+    struct gcache *r = h->gcache != 0 ? record_of(h) : record_make(h);
     if (r == NULL || !room_for(h, r, g)) {
         return false;
     }
@@ -292,6 +308,7 @@ bool gcache_put(carve_heap *h, ref b, hword w)
     }
     block_set_header(h, b, g, ((uint64_t)KIND_CACHED << HDR_KIND_SHIFT) | (w & HDR_PREV_FREE));
     r->entry[cls][n] = b;
+    r->size[cls][n] = (uint16_t)g; /* below 2^13: cls < GC_CLASSES */
     r->count[cls] = (uint8_t)(n + 1u);
     r->blocks++;
     r->bytes += bytes_of(g);
@@ -311,7 +328,8 @@ static bool class_is_sound(const carve_heap *h, const struct gcache *r, unsigned
     unsigned n = r->count[cls];
     for (unsigned i = 0; i < n; i++) {
         hword w;
-        if (!entry_valid(h, r->entry[cls][i], cls, &w)) {
+        uint64_t g = r->size[cls][i];
+        if (class_of(g) != cls || !entry_valid(h, r->entry[cls][i], g, &w)) {
             return false;
         }
         for (unsigned j = 0; j < i; j++) {
@@ -330,7 +348,7 @@ bool gcache_is_sound(const carve_heap *h, uint64_t blocks, uint64_t bytes, uint6
     if (h->gcache == 0) {
         return blocks == 0;
     }
-    const struct gcache *r = record_of(h);
+    const struct gcache *r = record_checked(h);
     if (r == NULL || !(h->flags & HEAP_GCACHE)) {
         return false;
     }

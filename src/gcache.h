@@ -22,7 +22,9 @@
  *   - A cached block has a header of kind KIND_CACHED (never free, so no
  *     neighbour merges with it, and a second free of it is a double free).
  *     Every cached block is in the record exactly once, under its class,
- *     and every record entry is a cached block of that class.
+ *     and every record entry is a cached block of that class, of the size
+ *     the entry records (so an allocation picks a block by reading the
+ *     record alone, and then reads that one block's header, to check it).
  *   - The record is the payload of one KIND_TABLE block at h->gcache, made
  *     on the first free that caches and released whenever the cache empties
  *     completely; h->gcache is 0 otherwise.
@@ -51,15 +53,18 @@ struct gcache {
     uint32_t shed;   /* the class where handing back looks first */
     uint32_t reserved;
     uint8_t count[GC_CLASSES];
-    ref entry[GC_CLASSES][GC_DEPTH]; /* each class's blocks, newest last */
+    uint16_t size[GC_CLASSES][GC_DEPTH]; /* each entry's granules (classes end below 2^13) */
+    ref entry[GC_CLASSES][GC_DEPTH];     /* each class's blocks, newest last */
 };
 
 /* Whether a heap with these flags, policy and arena gets a cache. */
 bool gcache_wanted(unsigned flags, unsigned policy, uint64_t arena);
 
 /* A cached block for a raw request of g granules, made live (its header
- * rewritten as KIND_RAW, counted as an allocation); 0 when none fits.
- * While the gate is closed it also hands back GC_SHED blocks.  O(1). */
+ * rewritten as KIND_RAW, counted as an allocation); 0 when none fits: the
+ * newest block of g's class that holds g granules, else the newest of the
+ * next class that holds at most g/16 more.  While the gate is closed it
+ * also hands back GC_SHED blocks.  O(GC_DEPTH). */
 ref gcache_take(carve_heap *h, uint64_t g);
 
 /* Caches live raw block b (header w) instead of freeing it, when the gate

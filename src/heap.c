@@ -784,16 +784,12 @@ static void *alloc_small(carve_heap *h, size_t size)
     return p;
 }
 
-/* A general block of g granules for a raw request: a cached one of nearly
- * that size, else one from the index; when the index has no room but
- * compaction could make it, the heap compacts and tries again. */
+/* A general block of g granules for a raw request from the index; when
+ * the index has no room but compaction could make it, the heap compacts
+ * and tries again. */
 static ref alloc_raw_block(carve_heap *h, uint64_t g)
 {
-    ref b = (h->flags & HEAP_GCACHE) ? gcache_take(h, g) : 0;
-    if (b != 0) {
-        return b;
-    }
-    b = heap_alloc_block(h, g, KIND_RAW);
+    ref b = heap_alloc_block(h, g, KIND_RAW);
     if (b == 0 && errno == ENOMEM && heap_compaction_could_help(h, g)) {
         (void)compact_unlocked(h, UINT64_MAX);
         b = heap_alloc_block(h, g, KIND_RAW);
@@ -801,21 +797,16 @@ static ref alloc_raw_block(carve_heap *h, uint64_t g)
     return b;
 }
 
-static void *alloc_unlocked(carve_heap *h, size_t size)
+/* A raw request of size bytes (g granules) that neither a run nor the
+ * freed-block cache served: the index, then (for a small request the
+ * index could not serve) a slot of a larger class. */
+static void *alloc_uncached(carve_heap *h, size_t size, uint64_t g)
 {
-    uint64_t g;
-    ref b;
-    if (size <= SMALL_MAX && h->runs_on) {
-        void *p = alloc_small(h, size);
-        if (CARVE_LIKELY(p != NULL)) {
-            return p;
-        }
-    }
-    if (!request_granules(h, size, &g)) {
-        errno = ENOMEM;
-    } else if ((b = alloc_raw_block(h, g)) != 0) {
+    ref b = alloc_raw_block(h, g);
+    if (b != 0) {
         return block_payload(h, b);
-    } else if (size <= SMALL_MAX && h->runs_on && errno == ENOMEM) {
+    }
+    if (size <= SMALL_MAX && h->runs_on && errno == ENOMEM) {
         void *p = small_alloc_larger(h, size);
         if (p) {
             return p;
@@ -823,6 +814,33 @@ static void *alloc_unlocked(carve_heap *h, size_t size)
     }
     h->failed_allocs++;
     return NULL;
+}
+
+/* A raw request as a general block: the freed-block cache, then the rest. */
+CARVE_INLINE void *alloc_general(carve_heap *h, size_t size)
+{
+    uint64_t g;
+    ref b;
+    if (!request_granules(h, size, &g)) {
+        errno = ENOMEM;
+        h->failed_allocs++;
+        return NULL;
+    }
+    if ((h->flags & HEAP_GCACHE) && (b = gcache_take(h, g)) != 0) {
+        return block_payload(h, b);
+    }
+    return alloc_uncached(h, size, g);
+}
+
+static void *alloc_unlocked(carve_heap *h, size_t size)
+{
+    if (size <= SMALL_MAX && h->runs_on) {
+        void *p = alloc_small(h, size);
+        if (CARVE_LIKELY(p != NULL)) {
+            return p;
+        }
+    }
+    return alloc_general(h, size);
 }
 
 static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size)
@@ -858,7 +876,7 @@ ref heap_claim_run_block(carve_heap *h)
 /* ---- finding a live block from a pointer --------------------------------------- */
 
 /* The live raw block whose payload starts at p, or a status saying why not. */
-static int locate_live(const carve_heap *h, const void *p, ref *bo, hword *wo)
+CARVE_INLINE int locate_live(const carve_heap *h, const void *p, ref *bo, hword *wo)
 {
     uintptr_t a = (uintptr_t)p;
     uintptr_t base = (uintptr_t)h;
@@ -946,7 +964,7 @@ int heap_release_block(carve_heap *h, ref b, hword w)
 }
 
 /* Frees ptr, which is not a slot: a general block, or a bad pointer. */
-static int free_general_unlocked(carve_heap *h, void *ptr)
+CARVE_INLINE int free_general_unlocked(carve_heap *h, void *ptr)
 {
     ref b;
     hword w;
@@ -1167,6 +1185,17 @@ static CARVE_OUTLINE void *alloc_cached(carve_heap *h, size_t size)
     return CARVE_LIKELY(p != NULL) ? p : alloc_locked(h, size);
 }
 
+/* carve_alloc of a request above SMALL_MAX in a heap with the freed-block
+ * cache and no lock: alloc_unlocked's general part, with no layer between
+ * the entry point and the cache.  (Such heaps never scramble.) */
+static CARVE_OUTLINE void *alloc_general_solo(carve_heap *h, size_t size)
+{
+    CARVE_ASSERT(!(h->flags & CARVE_SCRAMBLE));
+    void *p = alloc_general(h, size);
+    debug_check(h);
+    return p;
+}
+
 CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
 {
     /* size - 1 < SMALL_MAX: 1 <= size <= SMALL_MAX (0 wraps around). */
@@ -1177,6 +1206,9 @@ CARVE_EXPORT void *carve_alloc(carve_heap *h, size_t size)
             return p;
         }
         return alloc_cached(h, size);
+    }
+    if (h != NULL && (h->flags & (HEAP_GCACHE | HEAP_LOCKED)) == HEAP_GCACHE && size > SMALL_MAX) {
+        return alloc_general_solo(h, size);
     }
     return alloc_locked(h, size);
 }

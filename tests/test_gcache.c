@@ -1,6 +1,7 @@
 /*
  * The front cache of freed general blocks (src/gcache.h), seen from the
- * public API: a freed block comes back to a request of nearly its size,
+ * public API: a freed block comes back to a request of nearly its size
+ * (the newest of its class that holds the request),
  * a second free of a cached block is a double free, statistics, walks,
  * trimming and compaction see cached blocks as free, a neighbour grows in
  * place over one, damage to a cached block's header is reported and never
@@ -85,6 +86,40 @@ static void test_freed_block_comes_back(void **state)
  * CARVE_NO_BLOCK_CACHE asks for that.  The freed block
  * merges with the free space after it, so the smaller request is served
  * from elsewhere (GOOD_FIT) or from the start of the merged block. */
+/* A request takes the newest cached block of its class that holds it, not
+ * only the newest block: here the newest is too small and the one before it
+ * fits.  With 8-byte headers and 16-byte granules, 1256 bytes take 79
+ * granules and 1208 take 76, both in the class of 76..79 granules; a
+ * request of 1240 bytes needs 78. */
+static void test_fitting_block_behind_the_newest(void **state)
+{
+    (void)state;
+    uh u;
+    carve_heap *h = uh_make(&u, CACHE_HEAP, CARVE_GOOD_FIT, 0);
+    unsigned char *big = carve_alloc(h, 1256u);
+    unsigned char *guard1 = carve_alloc(h, BLOCK);
+    unsigned char *small = carve_alloc(h, 1208u);
+    unsigned char *guard2 = carve_alloc(h, BLOCK);
+    assert_non_null(big);
+    assert_non_null(guard1);
+    assert_non_null(small);
+    assert_non_null(guard2);
+    ASSERT_STATUS(carve_free(h, big), CARVE_OK);
+    ASSERT_STATUS(carve_free(h, small), CARVE_OK); /* the newest */
+    unsigned char *p = carve_alloc(h, 1240u);
+    assert_ptr_equal(p, big);
+    assert_true(carve_usable_size(h, p) >= 1256u);
+    unsigned char *q = carve_alloc(h, 1200u);
+    assert_ptr_equal(q, small);
+    ASSERT_STATUS(carve_check(h), CARVE_OK);
+    ASSERT_STATUS(carve_free(h, p), CARVE_OK);
+    ASSERT_STATUS(carve_free(h, q), CARVE_OK);
+    ASSERT_STATUS(carve_free(h, guard1), CARVE_OK);
+    ASSERT_STATUS(carve_free(h, guard2), CARVE_OK);
+    ASSERT_STATUS(carve_check(h), CARVE_OK);
+    uh_destroy(&u);
+}
+
 static void test_heaps_without_cache_free_at_once(void **state)
 {
     (void)state;
@@ -303,6 +338,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_freed_block_comes_back),
+        cmocka_unit_test(test_fitting_block_behind_the_newest),
         cmocka_unit_test(test_heaps_without_cache_free_at_once),
         cmocka_unit_test(test_cached_block_double_free),
         cmocka_unit_test(test_stats_and_walk_see_cached_blocks_as_free),
