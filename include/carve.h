@@ -95,7 +95,7 @@ typedef struct carve_heap carve_heap;
  * The freed-block cache (CARVE_GOOD_FIT only): in a GOOD_FIT heap whose
  * arena is at least CARVE_GCACHE_MIN_HEAP bytes, without CARVE_POISON,
  * CARVE_SCRAMBLE or CARVE_NO_BLOCK_CACHE, a freed block under 128 KiB is not merged at once while
- * more than 3/4 of the heap is free: up to 16 per size class are kept as
+ * more than 3/4 of the heap is free: up to 32 per size class are kept as
  * they are, and a request at most 1/16 smaller than one of them gets it
  * back (its whole size is usable).  This spares the neighbours' cold
  * headers on both calls.  As the heap fills past 1/4, each call hands a few

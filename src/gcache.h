@@ -42,7 +42,7 @@
 #include "block.h"
 
 #define GC_CLASSES   160u /* classes below 8192 granules: blocks under 128 KiB */
-#define GC_DEPTH     16u  /* blocks per class */
+#define GC_DEPTH     32u  /* blocks per class (see docs/design.md for why 32) */
 #define GC_SHED      2u   /* blocks each call hands back while the gate is closed */
 #define GC_MIN_ARENA ((uint64_t)CARVE_GCACHE_MIN_HEAP)
 
