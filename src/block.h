@@ -231,20 +231,27 @@ CARVE_INLINE bool block_read(const carve_heap *h, ref b, hword *out)
 }
 
 /* Reads the header at any offset b when the caller knows what the block
- * must be: true when b can be a header, the header's check holds and its
- * low bits, PREV_FREE aside (a neighbour's state, which may change), are
- * exactly `low` (size, kind, free bit: one comparison).  The size in low is
- * at least MIN_GRANULES; a block that would pass the arena's end fails.
- * The header in *out either way when b is plausible. */
-CARVE_INLINE bool block_read_expecting(const carve_heap *h, ref b, uint64_t low, hword *out)
+ * must be: true when b can be a header and the header's low bits, PREV_FREE
+ * aside (a neighbour's state, which may change), are exactly `low` (size,
+ * kind, free bit: one comparison).  The size in low is at least
+ * MIN_GRANULES; a block that would pass the arena's end fails.  The header's
+ * check bits are not looked at (block_read_expecting does).  The header in
+ * *out either way when b is plausible. */
+CARVE_INLINE bool block_reads_as(const carve_heap *h, ref b, uint64_t low, hword *out)
 {
     if (!block_offset_plausible(h, b)) {
         return false;
     }
     hword w = block_header(h, b);
     *out = w;
-    return (w & (HDR_LOW_MASK & ~HDR_PREV_FREE)) == low && hdr_valid(h, b, w) &&
+    return (w & (HDR_LOW_MASK & ~HDR_PREV_FREE)) == low &&
            (low >> HDR_SIZE_SHIFT) <= (h->arena_end - b) >> GRANULE_SHIFT;
+}
+
+/* block_reads_as, and the header's check holds too. */
+CARVE_INLINE bool block_read_expecting(const carve_heap *h, ref b, uint64_t low, hword *out)
+{
+    return block_reads_as(h, b, low, out) && hdr_valid(h, b, *out);
 }
 
 /* The low bits block_read_expecting wants for a live block of g granules

@@ -5,6 +5,7 @@
 #include "index.h"
 #include "gcache.h"
 #include "handles.h"
+#include "heap.h"
 #include "small.h"
 #include "threads.h"
 
@@ -53,11 +54,11 @@ static void drain_caches(carve_heap *h)
 
 /* Free slots in runs are free bytes and free blocks (of one size); the
  * rest of a run's block (its header, bitmap and tail) counts as used.
- * Retained empty runs are handed back first, so largest_free is exact. */
+ * Every cache and retained empty run is handed back first, so largest_free
+ * is exact. */
 static void stats_unlocked(carve_heap *h, carve_stats *out)
 {
-    drain_caches(h);
-    (void)small_reclaim(h);
+    (void)heap_reclaim_cached(h);
     uint64_t largest = index_largest(h);
     memset(out, 0, sizeof *out);
     out->capacity = clamp_size(h->arena_end - h->arena_begin);

@@ -45,14 +45,12 @@ static struct gcache *record_checked(const carve_heap *h)
  * multiply chain on every general allocation and free. */
 CARVE_INLINE struct gcache *record_of(const carve_heap *h)
 {
-    ref r = h->gcache;
-    uint64_t low = live_low_bits(record_granules(), KIND_TABLE);
-    if (r == 0 || !block_offset_plausible(h, r) ||
-        (block_header(h, r) & (HDR_LOW_MASK & ~HDR_PREV_FREE)) != low ||
-        record_granules() > (h->arena_end - r) >> GRANULE_SHIFT) {
+    hword w;
+    if (h->gcache == 0 ||
+        !block_reads_as(h, h->gcache, live_low_bits(record_granules(), KIND_TABLE), &w)) {
         return NULL;
     }
-    return (struct gcache *)block_payload(h, r);
+    return (struct gcache *)block_payload(h, h->gcache);
 }
 
 /* Makes the record, on the first free that caches.  Making it must not
