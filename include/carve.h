@@ -272,8 +272,8 @@ int carve_detach(carve_heap *h);
  *     long.  A 65th thread using the heap at once works without a cache,
  *     through the lock.  Cached blocks are not the user's and not free to
  *     others: whatever must be exact (carve_get_stats, carve_walk,
- *     carve_dump, carve_compact, an allocation that would otherwise fail,
- *     carve_detach, a thread's exit) first hands every thread's cached
+ *     carve_dump, carve_compact, carve_trim, an allocation that would
+ *     otherwise fail, carve_detach) first hands every thread's cached
  *     blocks back to the heap.  carve_check checks the caches without
  *     emptying them.  A thread's cache is not emptied when the thread
  *     exits (carve cannot know the heap is still there): its blocks come
@@ -471,10 +471,14 @@ size_t carve_compact(carve_heap *h, size_t max_bytes_moved);
  * changed since is not released again.  page_size must be a power of two of
  * at least 4096.  Returns the bytes passed to release; 0 when h or release
  * is NULL, page_size is not valid, or the heap has CARVE_POISON (whose
- * freed bytes must keep their pattern).
+ * freed bytes must keep their pattern).  What the heap holds back for
+ * reuse (thread caches, the freed-block cache, empty runs kept for a
+ * size) is free to the caller, as the statistics say: it is handed back to
+ * the free blocks first, so after every block is freed a trim releases
+ * what it would on a fresh heap.
  * Complexity: O(free blocks of at least min_block bytes) plus the release
- * calls.  Thread-safety: as any call; release runs with the heap's lock held
- * and must not call carve. */
+ * calls, plus the blocks held back.  Thread-safety: as any call; release runs with the heap's lock
+ * held and must not call carve. */
 size_t carve_trim(carve_heap *h, size_t page_size, size_t min_block,
                   void (*release)(void *addr, size_t len, void *ctx), void *ctx);
 

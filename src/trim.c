@@ -30,7 +30,7 @@
  * costs only a missed release, never correctness: the mark is consulted
  * for nothing else, and a mark left in a live block's payload is just data.
  */
-#include "gcache.h"
+#include "heap.h"
 #include "index.h"
 
 /* The released mark of the free block at b of g granules. */
@@ -111,9 +111,7 @@ static size_t trim_block(carve_heap *h, ref b, const struct trim_request *rq)
 static size_t trim_unlocked(carve_heap *h, const struct trim_request *rq)
 {
     size_t released = 0;
-    if (h->flags & HEAP_GCACHE) {
-        (void)gcache_empty(h); /* cached blocks are free to the user */
-    }
+    (void)heap_reclaim_cached(h); /* what the caches and empty runs hold is free to the user */
     unsigned cls = class_first_nonempty(h, class_of(rq->min_g));
     while (cls != UINT32_MAX) {
         bool bad = false;

@@ -461,6 +461,53 @@ static void test_trim_errors(void **state)
     uh_destroy(&u);
 }
 
+/* Blocks the heap holds back for reuse (a thread's cache of small blocks,
+ * an empty run kept for its class, the freed-block cache) are free to the
+ * user, as the statistics say: after everything is freed, carve_trim hands
+ * back exactly what it hands back on a fresh heap of the same size. */
+static size_t trim_after_churn(unsigned flags, int churn)
+{
+    uh u;
+    carve_heap *h = uh_make(&u, 8u << 20, CARVE_GOOD_FIT, flags);
+    enum { N = 3000 };
+    void **p = (void **)calloc(N, sizeof *p);
+    assert_non_null(p);
+    tu_rng rng;
+    tu_rng_seed(&rng, 0x7e57u);
+    for (size_t i = 0; churn && i < N; i++) {
+        /* Nine in ten small (run slots), the rest general blocks. */
+        size_t size = i % 10u != 0 ? tu_rng_range(&rng, 8, 256) : tu_rng_range(&rng, 300, 6300);
+        p[i] = carve_alloc(h, size);
+        assert_non_null(p[i]);
+    }
+    for (size_t i = 0; churn && i < N; i++) {
+        size_t j = tu_rng_range(&rng, i, N - 1u); /* a random order */
+        void *t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+        ASSERT_STATUS(carve_free(h, p[i]), CARVE_OK);
+    }
+    free(p);
+    rel_log *log = (rel_log *)calloc(1, sizeof *log);
+    assert_non_null(log);
+    size_t got = trim_logged(h, PAGE, 0, log, 0);
+    ASSERT_HEAP_SANE(h);
+    free(log);
+    uh_destroy(&u);
+    return got;
+}
+
+static void test_trim_hands_back_what_the_heap_holds_back(void **state)
+{
+    (void)state;
+    const unsigned flags[] = {0u, CARVE_THREADSAFE};
+    for (size_t i = 0; i < 2; i++) {
+        size_t fresh = trim_after_churn(flags[i], 0);
+        assert_true(fresh > (7u << 20));
+        assert_int_equal(trim_after_churn(flags[i], 1), fresh);
+    }
+}
+
 /* A heap too small to hold a page-sized span anywhere. */
 static void test_trim_small_heap(void **state)
 {
@@ -483,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_trim_random_workload),
         cmocka_unit_test(test_trim_errors),
         cmocka_unit_test(test_trim_small_heap),
+        cmocka_unit_test(test_trim_hands_back_what_the_heap_holds_back),
     };
     UH_RUN_GROUP("trim", tests);
 }
