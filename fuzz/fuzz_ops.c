@@ -26,7 +26,10 @@
  * overlap, compaction never moves more than its budget and counts exactly
  * what it moved, pinned handles refuse hfree and moving resizes, stale and
  * made-up handles are refused and change nothing, the handle counters
- * match the shadow.  The buffer sits in
+ * match the shadow.  Opcode 14 trims (carve_trim, page and minimum block
+ * from the size bits): every released span must lie in the buffer and
+ * clear of every live block, and it is scribbled over before the checks
+ * go on.  The buffer sits in
  * an allocation whose bytes around it are ASan-poisoned, so any access
  * outside [buffer, buffer + size) is reported where it happens.
  *
@@ -461,6 +464,56 @@ static void verify_everything(fz *z)
                            (const void *)lo[b], n[b]);
 }
 
+/* carve_trim's release: each span must lie in the buffer, clear of every
+ * live block, and is then scribbled over (as MADV_DONTNEED reads back
+ * zeros, or a caller reuses the pages); the checks that follow find any
+ * live byte or metadata it should not have handed out. */
+typedef struct trim_ctx {
+    fz *z;
+    const unsigned char *lo[NSLOTS];
+    size_t n[NSLOTS];
+    size_t sum;
+    int fill;
+} trim_ctx;
+
+static void trim_release(void *addr, size_t len, void *ctx)
+{
+    trim_ctx *t = (trim_ctx *)ctx;
+    const unsigned char *a = (const unsigned char *)addr;
+    FUZZ_CHECK(len > 0 && tu_region_contains(&t->z->r, a, len), "released %p+%zu: not inside", addr,
+               len);
+    for (size_t k = 0; k < NSLOTS; k++)
+        FUZZ_CHECK(t->lo[k] == NULL || a + len <= t->lo[k] || t->lo[k] + t->n[k] <= a,
+                   "released %p+%zu overlaps live block %p+%zu", addr, len, (const void *)t->lo[k],
+                   t->n[k]);
+    memset(addr, t->fill, len);
+    t->sum += len;
+}
+
+static void do_trim(fz *z, unsigned v)
+{
+    static trim_ctx t;
+    memset(&t, 0, sizeof t);
+    t.z = z;
+    t.fill = (v & 1u) ? 0 : 0xE7;
+    for (size_t k = 0; k < NSLOTS; k++) {
+        if (z->s[k].p != NULL) {
+            t.lo[k] = z->s[k].p;
+            t.n[k] = z->s[k].usable;
+        } else if (z->s[k].hd != 0) { /* nothing moves until the next allocation */
+            t.lo[k] = pin_slot(z, k);
+            t.n[k] = z->s[k].usable;
+            unpin_slot(z, k);
+        }
+    }
+    size_t page = (size_t)4096u << ((v >> 1) % 3u);
+    size_t min_block = (size_t)1 << ((v >> 3) % 24u); /* 1 B .. 8 MiB, log-uniform */
+    size_t got = carve_trim(z->h, page, min_block, trim_release, &t);
+    FUZZ_CHECK(got == t.sum, "trim returned %zu, released %zu", got, t.sum);
+    FUZZ_CHECK(got == 0 || !(z->flags & CARVE_POISON), "trim released poisoned bytes");
+    refresh(z); /* what the caches held went back: the figures must not change */
+}
+
 static void do_halloc(fz *z, size_t i, size_t req)
 {
     size_t largest = z->st.largest_free;
@@ -856,6 +909,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
                 size_t n = z.s[i].req + up;
                 do_realloc(&z, i, n > down ? n - down : 1);
             }
+            break;
+        case 14:
+            do_trim(&z, v);
             break;
         default:
             if (z.s[i].p != NULL)

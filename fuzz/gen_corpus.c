@@ -192,13 +192,15 @@ static int cache_ops_seeds(const char *dir)
                 unsigned code = (unsigned)(r % 100);
                 /* 0-3 alloc or free, 4-5 realloc, 7 double free, 13 realloc
                  * near the old size (growth in place), 8 bad pointers, 10
-                 * a full check, 9 the largest_free probe, 11 attach. */
+                 * a full check, 14 a trim (it empties the caches first), 9
+                 * the largest_free probe, 11 attach. */
                 op[0] = (unsigned char)(code < 60   ? code % 4
                                         : code < 70 ? 4u + code % 2
                                         : code < 78 ? 7u
                                         : code < 86 ? 13u
                                         : code < 90 ? 8u
-                                        : code < 95 ? 10u
+                                        : code < 93 ? 10u
+                                        : code < 95 ? 14u
                                         : code < 97 ? 9u
                                         : code < 98 ? 11u
                                                     : 16u);
@@ -210,6 +212,10 @@ static int cache_ops_seeds(const char *dir)
                 op[1] = (unsigned char)((r >> 8) % (ui == 0 ? 64u : 48u));
                 unsigned scale = scales[(r >> 24) % (ui == 0 ? 3u : 6u)];
                 put_size(op, r, scale);
+                if (op[0] == 14u) { /* a trim: pages of 4 KiB, blocks of 4 KiB and up */
+                    op[2] = (unsigned char)((12u + (r >> 32) % 12u) << 3);
+                    op[3] = 0;
+                }
             }
             if (write_seed(dir, "seed-c", n++, buf, 4 + 4 * k) != 0)
                 return -1;
