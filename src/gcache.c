@@ -22,27 +22,15 @@ static uint64_t record_granules(void)
     return (sizeof(struct gcache) + HDR_SIZE + GRANULE - 1u) >> GRANULE_SHIFT;
 }
 
-/* The record, after its block's header checks out in full; NULL when
- * there is none or it is damaged (then nothing is cached and carve_check
- * reports it).  For carve_check and the calls that empty the cache. */
-static struct gcache *record_checked(const carve_heap *h)
-{
-    hword w;
-    if (h->gcache == 0 ||
-        !block_read_expecting(h, h->gcache, live_low_bits(record_granules(), KIND_TABLE), &w)) {
-        return NULL;
-    }
-    return (struct gcache *)block_payload(h, h->gcache);
-}
-
-/* The record for the allocation paths: the same, but the header's check
- * bits are left to record_checked.  Why that is enough here: the record's
- * offset is still range-checked and its header must still read exactly as
- * a table block of the record's size (garbage passes that 1 time in 2^44),
- * nothing in the record is trusted without a check of its own (counts are
- * bounded, every entry's block header is checked in full before it is
- * used), and carve_check still checks the header in full.  It saves a
- * multiply chain on every general allocation and free. */
+/* The record for the allocation paths; NULL when there is none or it is
+ * damaged (then nothing is cached and carve_check reports it).  The
+ * header's check bits are left to record_checked.  Why that is enough
+ * here: the record's offset is still range-checked and its header must
+ * still read exactly as a table block of the record's size (garbage passes
+ * that 1 time in 2^44), nothing in the record is trusted without a check of
+ * its own (counts are bounded, every entry's block header is checked in
+ * full before it is used), and carve_check still checks the header in
+ * full.  It saves a multiply chain on every general allocation and free. */
 CARVE_INLINE struct gcache *record_of(const carve_heap *h)
 {
     hword w;
@@ -51,6 +39,15 @@ CARVE_INLINE struct gcache *record_of(const carve_heap *h)
         return NULL;
     }
     return (struct gcache *)block_payload(h, h->gcache);
+}
+
+/* The record, after its block's header checks out in full (record_of, and
+ * the check bits too).  For carve_check and the calls that empty the
+ * cache. */
+static struct gcache *record_checked(const carve_heap *h)
+{
+    struct gcache *r = record_of(h);
+    return r != NULL && hdr_valid(h, h->gcache, block_header(h, h->gcache)) ? r : NULL;
 }
 
 /* Makes the record, on the first free that caches.  Making it must not
