@@ -550,7 +550,7 @@ typedef struct carve_block {
     size_t size;           /* the whole block, header included */
     size_t usable;         /* payload bytes (0 for a free block) */
     void *payload;         /* address of the payload (NULL for a free block) */
-    carve_block_kind kind; /* free, raw or handle */
+    carve_block_kind kind; /* free, raw, handle, quarantined or meta */
     unsigned pinned;       /* pin count of a handle block (0 otherwise) */
 } carve_block;
 

@@ -392,10 +392,9 @@ static void test_poison_detects_write_after_free(void **state)
         for (size_t oi = 0; oi < sizeof offsets / sizeof offsets[0]; oi++) {
             uh u;
             carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_POISON);
-            unsigned char *a = carve_alloc(h, 256);
-            unsigned char *b = carve_alloc(h, 256);
-            unsigned char *c = carve_alloc(h, 256);
-            assert_non_null(c);
+            unsigned char *row[3];
+            uh_alloc_row(h, 256, row);
+            unsigned char *a = row[0], *b = row[1], *c = row[2];
             ASSERT_STATUS(carve_free(h, b), CARVE_OK);
             ASSERT_HEAP_SANE(h);
             unsigned char *bad = b + offsets[oi];
@@ -429,6 +428,89 @@ static void test_poison_detects_write_after_free(void **state)
             }
             uh_destroy(&u);
         }
+    }
+}
+
+/* A damaged free block that an allocation finds is quarantined there and
+ * the allocation is served elsewhere; from then on the block is reported
+ * as what it is: carve_check says CORRUPT, carve_walk names it
+ * CARVE_BLOCK_QUARANTINED, carve_dump marks it '!', its neighbours free
+ * without merging into it, and its bytes never come back. */
+static void test_poison_quarantine_is_reported(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_POISON);
+        unsigned char *row[3];
+        uh_alloc_row(h, 256, row);
+        unsigned char *a = row[0], *b = row[1], *c = row[2];
+        size_t b_offset = (size_t)(b - (unsigned char *)h) - 8u; /* its header */
+        size_t b_size = tu_block_size(256);
+        ASSERT_STATUS(carve_free(h, b), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        b[100] ^= 0x5A; /* a write after free, past the free block's links */
+
+        /* Every policy takes b's block first for this size: the exact fit,
+         * and the lowest address.  It is damaged, so another serves. */
+        unsigned char *d = carve_alloc(h, 256);
+        assert_non_null(d);
+        assert_true(d + 256 <= b - 8 || d >= b - 8 + b_size);
+        ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+
+        uw *w = uw_collect(h);
+        size_t quarantined = 0;
+        for (size_t i = 0; i < w->n; i++) {
+            if (w->b[i].kind != CARVE_BLOCK_QUARANTINED)
+                continue;
+            quarantined++;
+            assert_int_equal(w->b[i].offset, b_offset);
+            assert_int_equal(w->b[i].size, b_size);
+            assert_int_equal(w->b[i].usable, 0);
+            assert_null(w->b[i].payload);
+            assert_int_equal(w->b[i].pinned, 0);
+        }
+        assert_int_equal(quarantined, 1);
+        free(w);
+
+        text t = capture(h, CARVE_DUMP_BLOCKS, 1);
+        const char *map = strstr(t.s, "map |");
+        assert_non_null(map);
+        const char *map_end = strchr(map, '\n');
+        assert_non_null(memchr(map, '!', (size_t)(map_end - map)));
+        char line[96];
+        snprintf(line, sizeof line, "  %10zu %10zu %10zu  quarantined\n", b_offset, b_size,
+                 (size_t)0);
+        assert_non_null(strstr(t.s, line));
+        free(t.s);
+
+        /* Its neighbours free without merging into it. */
+        ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, c), CARVE_OK);
+        w = uw_collect(h);
+        for (size_t i = 0; i < w->n; i++) {
+            if (w->b[i].offset == b_offset) {
+                assert_int_equal(w->b[i].kind, CARVE_BLOCK_QUARANTINED);
+                assert_int_equal(w->b[i].size, b_size);
+            }
+        }
+        free(w);
+
+        /* Take everything the heap will give: never b's bytes. */
+        tu_rng rng;
+        tu_rng_seed(&rng, pi);
+        for (int i = 0; i < 20000; i++) {
+            size_t s = tu_rng_log_uniform(&rng, 0, 9);
+            unsigned char *p = carve_alloc(h, s);
+            if (p == NULL) {
+                if (s <= 16)
+                    break;
+                continue;
+            }
+            assert_true(p + s <= b - 8 || p >= b - 8 + b_size);
+        }
+        ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+        uh_destroy(&u);
     }
 }
 
@@ -565,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_dump),
         cmocka_unit_test(test_dump_edge_states),
         cmocka_unit_test(test_poison_detects_write_after_free),
+        cmocka_unit_test(test_poison_quarantine_is_reported),
         cmocka_unit_test(test_poison_no_false_alarm),
         cmocka_unit_test(test_policy_first_fit),
         cmocka_unit_test(test_policy_best_fit),

@@ -557,6 +557,112 @@ static void test_handle_table_grows(void **state)
     }
 }
 
+/* Raw blocks, largest first, until not even the smallest fits; returns how
+ * many were made. */
+static size_t hs_raw_fill(hs *s, uint64_t seed)
+{
+    size_t made = 0;
+    for (size_t req = 8192; req >= 16; req /= 2) {
+        while (s->nr < MAXH) {
+            unsigned char *p = (unsigned char *)carve_alloc(s->h, req);
+            if (p == NULL)
+                break;
+            rent *e = &s->raw[s->nr++];
+            e->p = p;
+            e->usable = carve_usable_size(s->h, p);
+            e->seed = seed + made++;
+            tu_fill(p, e->seed, e->usable);
+        }
+    }
+    return made;
+}
+
+static void hs_raw_free(hs *s, size_t i)
+{
+    ASSERT_STATUS(carve_free(s->h, s->raw[i].p), CARVE_OK);
+    s->raw[i].p = NULL;
+}
+
+/* A growing table that is full and cannot grow (the heap has room for the
+ * new handle's block but not for a table twice the size, and compacting
+ * could not make that room): carve_halloc fails with ENOMEM, and the
+ * block it had taken goes back, so nothing changes. */
+static void test_handle_table_cannot_grow(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = make_heap(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS, 0, 0);
+        hs *s = hs_new(h, &u.r);
+        for (size_t i = 0; i < 64; i++) /* the first table's entries, all taken */
+            hs_add_ok(s, 100, i);
+        size_t gap = hs_raw(s, 16, 999);
+        hs_raw_fill(s, 1000);
+        /* Room for a 16-byte handle's block (as large as gap's), and for
+         * no table of 128 entries, whatever is moved. */
+        hs_raw_free(s, gap);
+        carve_stats st = uh_stats(h);
+        /* A 16-byte handle's block is a 24-byte raw request's (the trailer). */
+        assert_int_equal(tu_handle_block_size(16), tu_block_size(24));
+        assert_true(st.largest_free >= 24);
+        assert_true(st.free_bytes < 128 * 16);
+        snap sn = snap_take(h);
+        for (int again = 0; again < 3; again++) {
+            errno = 0;
+            assert_int_equal(carve_halloc(h, 16), 0);
+            assert_int_equal(errno, ENOMEM);
+            snap_same(h, &sn, 1, "halloc whose table cannot grow");
+            sn.st = uh_stats(h);
+        }
+        snap_drop(&sn);
+        /* Room for the table: the next halloc grows it. */
+        for (size_t i = gap + 1; i <= gap + 8; i++)
+            hs_raw_free(s, i);
+        size_t k = hs_add_ok(s, 16, 77);
+        hs_verify(s);
+        assert_int_equal(uh_stats(h).live_handles, 65);
+        assert_true(s->e[k].hd != 0);
+        ASSERT_HEAP_SANE(h);
+        free(s);
+        uh_destroy(&u);
+    }
+}
+
+/* A table that can grow only into space that compaction gathers: the
+ * halloc compacts the handle blocks together and then grows the table.
+ * Every handle keeps its contents, and raw blocks stay where they are. */
+static void test_handle_table_grows_by_compacting(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = make_heap(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS, 0, 0);
+        hs *s = hs_new(h, &u.r);
+        /* Handles and raw blocks alternating: freeing the raw ones leaves
+         * gaps of 112 bytes between handle blocks, none of them room for
+         * the 2 KiB table. */
+        for (size_t i = 0; i < 64; i++) {
+            hs_add_ok(s, 100, i);
+            hs_raw(s, 100, 500 + i);
+        }
+        hs_raw_fill(s, 1000);
+        for (size_t i = 0; i < 64; i++)
+            hs_raw_free(s, i);
+        carve_stats before = uh_stats(h);
+        assert_true(before.largest_free < 128 * 16);
+        assert_true(before.free_bytes >= 128 * 16 + tu_handle_block_size(16));
+        size_t k = hs_add_ok(s, 16, 77);
+        carve_stats after = uh_stats(h);
+        assert_true(after.compactions > before.compactions);
+        assert_int_equal(after.live_handles, 65);
+        assert_true(s->e[k].hd != 0);
+        hs_verify(s); /* raw blocks: same addresses, same contents */
+        ASSERT_HEAP_SANE(h);
+        free(s);
+        uh_destroy(&u);
+    }
+}
+
 /* max_handles is part of the options carve_min_buffer_size takes: a heap of
  * that size can be made; a table that cannot fit (or whose size overflows)
  * is refused with EINVAL, never wrapped around. */
@@ -760,6 +866,83 @@ static void test_pin_nesting(void **state)
         snap_drop(&sn);
         hs_verify(s);
         ASSERT_HEAP_SANE(h);
+        free(s);
+        uh_destroy(&u);
+    }
+}
+
+/* The pin count's limit: a pin that would take it past UINT32_MAX fails
+ * with EOVERFLOW and changes nothing.  Four billion pins take too long for
+ * a unit test, so the test finds the count in the handle table (the only
+ * CARVE_BLOCK_META block of a heap without runs) by the bytes one more pin
+ * changes, a native 32-bit count, and raises it there. */
+static void test_pin_count_limit(void **state)
+{
+    (void)state;
+    const unsigned flags[] = {CARVE_NO_RUNS, CARVE_NO_RUNS | CARVE_THREADSAFE};
+    for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++) {
+        uh u;
+        carve_heap *h = make_heap(&u, HEAP_SIZE, CARVE_GOOD_FIT, flags[fi], 8, 0);
+        hs *s = hs_new(h, &u.r);
+        size_t k = hs_add_ok(s, 64, 9);
+        hs_add_ok(s, 64, 10);
+        uw *w = uw_collect(h);
+        const carve_block *table = NULL;
+        for (size_t i = 0; i < w->n; i++) {
+            if (w->b[i].kind == CARVE_BLOCK_META) {
+                assert_null(table);
+                table = &w->b[i];
+            }
+        }
+        assert_non_null(table);
+        unsigned char *t = (unsigned char *)h + table->offset;
+        size_t tsize = table->size;
+        free(w);
+
+        unsigned char *before = malloc(tsize);
+        assert_non_null(before);
+        hs_pin(s, k);
+        memcpy(before, t, tsize);
+        hs_pin(s, k);
+        size_t changed = tsize;
+        for (size_t i = 0; i < tsize; i++) {
+            if (t[i] != before[i]) {
+                assert_int_equal(changed, tsize); /* one byte: 1 -> 2 */
+                changed = i;
+            }
+        }
+        assert_true(changed < tsize);
+        unsigned char *count = t + (changed & ~(size_t)3);
+        uint32_t pins;
+        memcpy(&pins, count, sizeof pins);
+        assert_int_equal(pins, 2);
+
+        pins = UINT32_MAX - 1u;
+        memcpy(count, &pins, sizeof pins);
+        assert_non_null(carve_pin(h, s->e[k].hd)); /* the last pin there is */
+        snap sn = snap_take(h);
+        for (int again = 0; again < 3; again++) {
+            errno = 0;
+            assert_null(carve_pin(h, s->e[k].hd));
+            assert_int_equal(errno, EOVERFLOW);
+            snap_same(h, &sn, 0, "a pin past the limit");
+        }
+        snap_drop(&sn);
+        memcpy(&pins, count, sizeof pins);
+        assert_int_equal(pins, UINT32_MAX);
+        ASSERT_STATUS(carve_unpin(h, s->e[k].hd), CARVE_OK);
+        assert_non_null(carve_pin(h, s->e[k].hd));
+
+        /* Back to the two pins the test holds, and out of them. */
+        pins = 2;
+        memcpy(count, &pins, sizeof pins);
+        assert_int_equal(uh_stats(h).pinned_handles, 1);
+        hs_unpin(s, k);
+        hs_unpin(s, k);
+        assert_int_equal(uh_stats(h).pinned_handles, 0);
+        hs_verify(s);
+        ASSERT_HEAP_SANE(h);
+        free(before);
         free(s);
         uh_destroy(&u);
     }
@@ -2004,10 +2187,13 @@ int main(void)
         cmocka_unit_test(test_failed_halloc_changes_nothing),
         cmocka_unit_test(test_handle_table_full),
         cmocka_unit_test(test_handle_table_grows),
+        cmocka_unit_test(test_handle_table_cannot_grow),
+        cmocka_unit_test(test_handle_table_grows_by_compacting),
         cmocka_unit_test(test_max_handles_sizing),
         cmocka_unit_test(test_bad_handles_refused),
         cmocka_unit_test(test_handles_of_another_heap),
         cmocka_unit_test(test_pin_nesting),
+        cmocka_unit_test(test_pin_count_limit),
         cmocka_unit_test(test_pin_changes_nothing_else),
         cmocka_unit_test(test_hfree),
         cmocka_unit_test(test_raw_calls_on_handle_payload),

@@ -47,6 +47,11 @@ static void test_init_too_small(void **state)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (sizes[i] < min)
             ASSERT_NULL_ERRNO(carve_init(r.buf, sizes[i], NULL), EINVAL);
+    /* At an odd address, buffers that end before the first place the
+     * control block could start, and some that end soon after. */
+    for (size_t skew = 1; skew < 64; skew += 3)
+        for (size_t size = 0; size < 160; size += 7)
+            ASSERT_NULL_ERRNO(carve_init(r.buf + skew, size, NULL), EINVAL);
     assert_true(tu_region_guards_ok(&r));
     tu_region_free(&r);
 }
@@ -527,6 +532,104 @@ static void test_attach_after_copy(void **state)
     }
 }
 
+/* A copy taken while the caches hold freed blocks, with nothing drained or
+ * detached first: what a file-backed heap looks like after its process
+ * died.  Statistics, walks and carve_check would empty the caches, so none
+ * is called on the original before the copy.  The copy attaches and checks
+ * clean (with the built-in lock, the records of threads of the original are
+ * taken back); its live blocks keep their contents; the cached blocks are
+ * free there and never handed out twice; and once every block is freed in
+ * both heaps, the copy has exactly the free bytes the original has. */
+#define CACHE_COPY_HEAP (8u << 20)
+#define CACHE_COPY_BLKS 3000
+
+static void test_attach_copy_with_caches_in_use(void **state)
+{
+    (void)state;
+    const unsigned flag_sets[] = {0, CARVE_THREADSAFE};
+    unsigned char **live = calloc(CACHE_COPY_BLKS, sizeof *live);
+    size_t *len = calloc(CACHE_COPY_BLKS, sizeof *len);
+    assert_non_null(live);
+    assert_non_null(len);
+    for (size_t fi = 0; fi < sizeof flag_sets / sizeof flag_sets[0]; fi++) {
+        uh a;
+        carve_heap *ha = uh_make(&a, CACHE_COPY_HEAP, CARVE_GOOD_FIT, flag_sets[fi]);
+        tu_rng rng;
+        tu_rng_seed(&rng, 40 + fi);
+        for (size_t i = 0; i < CACHE_COPY_BLKS; i++) {
+            /* Nine in ten small (runs and the thread cache), the rest
+             * general (the freed-block cache). */
+            len[i] = i % 10 ? tu_rng_range(&rng, 1, 256) : tu_rng_range(&rng, 300, 20000);
+            live[i] = carve_alloc(ha, len[i]);
+            assert_non_null(live[i]);
+            tu_fill(live[i], i, len[i]);
+        }
+        for (size_t i = 0; i < CACHE_COPY_BLKS; i++) {
+            if (tu_rng_below(&rng, 2)) {
+                ASSERT_STATUS(carve_free(ha, live[i]), CARVE_OK);
+                live[i] = NULL;
+            }
+        }
+        tu_region b;
+        assert_int_equal(tu_region_make(&b, CACHE_COPY_HEAP, 0, 512, 0), 0);
+        memcpy(b.buf, a.r.buf, CACHE_COPY_HEAP);
+        carve_heap *hb = carve_attach(b.buf, CACHE_COPY_HEAP);
+        if (hb == NULL)
+            fail_msg("flags 0x%x: attach of a copy with caches in use failed, errno %d",
+                     flag_sets[fi], errno);
+        ASSERT_HEAP_SANE(hb);
+        size_t nlive = 0;
+        for (size_t i = 0; i < CACHE_COPY_BLKS; i++) {
+            if (live[i] == NULL)
+                continue;
+            nlive++;
+            unsigned char *q = b.buf + (live[i] - a.r.buf);
+            assert_true(carve_usable_size(hb, q) >= len[i]);
+            assert_int_equal(tu_verify(q, i, len[i]), len[i]);
+        }
+        assert_int_equal(uh_stats(hb).live_blocks, nlive);
+        assert_int_equal(uh_stats(ha).live_blocks, nlive);
+
+        /* New blocks in the copy never overlap the ones it carried over. */
+        for (size_t k = 0; k < CACHE_COPY_BLKS; k++) {
+            size_t n = k % 10 ? tu_rng_range(&rng, 1, 256) : tu_rng_range(&rng, 300, 20000);
+            unsigned char *p = carve_alloc(hb, n);
+            assert_non_null(p);
+            memset(p, 0xEE, n);
+        }
+        for (size_t i = 0; i < CACHE_COPY_BLKS; i++) {
+            if (live[i] != NULL)
+                assert_int_equal(tu_verify(b.buf + (live[i] - a.r.buf), i, len[i]), len[i]);
+        }
+        ASSERT_HEAP_SANE(hb);
+        tu_region_free(&b);
+
+        /* The same copy again, its carried-over blocks freed. */
+        assert_int_equal(tu_region_make(&b, CACHE_COPY_HEAP, 0, 512, 0), 0);
+        memcpy(b.buf, a.r.buf, CACHE_COPY_HEAP);
+        hb = carve_attach(b.buf, CACHE_COPY_HEAP);
+        assert_non_null(hb);
+        for (size_t i = 0; i < CACHE_COPY_BLKS; i++) {
+            if (live[i] == NULL)
+                continue;
+            ASSERT_STATUS(carve_free(hb, b.buf + (live[i] - a.r.buf)), CARVE_OK);
+            ASSERT_STATUS(carve_free(ha, live[i]), CARVE_OK);
+        }
+        carve_stats sa = uh_stats(ha);
+        carve_stats sb = uh_stats(hb);
+        assert_int_equal(sb.live_blocks, 0);
+        assert_int_equal(sb.free_bytes, sa.free_bytes);
+        assert_int_equal(sb.largest_free, sa.largest_free);
+        ASSERT_HEAP_SANE(hb);
+        ASSERT_HEAP_SANE(ha);
+        assert_true(tu_region_guards_ok(&b));
+        tu_region_free(&b);
+        uh_destroy(&a);
+    }
+    free(live);
+    free(len);
+}
+
 /* The policy is part of the heap: a copied first-fit heap still picks the
  * lowest fitting address. */
 static void test_attach_keeps_policy(void **state)
@@ -819,6 +922,7 @@ int main(void)
         cmocka_unit_test(test_max_alloc_size_monotonic),
         cmocka_unit_test(test_attach_in_place),
         cmocka_unit_test(test_attach_after_copy),
+        cmocka_unit_test(test_attach_copy_with_caches_in_use),
         cmocka_unit_test(test_attach_keeps_policy),
         cmocka_unit_test(test_attach_null_and_tiny),
         cmocka_unit_test(test_attach_wrong_size),

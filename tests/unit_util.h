@@ -65,6 +65,17 @@ static inline carve_stats uh_stats(carve_heap *h)
     return s;
 }
 
+/* Three blocks of size bytes, allocated one after another into row[0..2]
+ * (neighbours in that order on a fresh heap without runs); fails the test
+ * when one is not given. */
+static inline void uh_alloc_row(carve_heap *h, size_t size, unsigned char *row[3])
+{
+    for (int i = 0; i < 3; i++) {
+        row[i] = (unsigned char *)carve_alloc(h, size);
+        assert_non_null(row[i]);
+    }
+}
+
 /* The invariants every heap state must satisfy. */
 #define ASSERT_HEAP_SANE(h)                                                                        \
     do {                                                                                           \
