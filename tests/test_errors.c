@@ -20,8 +20,8 @@ static void test_free_null_is_ok(void **state)
         size_t size;
         unsigned flags;
     } kinds[] = {{HEAP_SIZE, CARVE_NO_RUNS},
-                 {CARVE_GCACHE_MIN_HEAP, 0},
-                 {CARVE_GCACHE_MIN_HEAP, CARVE_THREADSAFE}};
+                 {2 * CARVE_GCACHE_MIN_HEAP, 0}, /* an arena past 4 MiB: the caches */
+                 {2 * CARVE_GCACHE_MIN_HEAP, CARVE_THREADSAFE}};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         uh u;
         carve_heap *h = uh_make(&u, kinds[k].size, CARVE_GOOD_FIT, kinds[k].flags);
