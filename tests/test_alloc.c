@@ -480,6 +480,57 @@ static void test_small_many(void **state)
     }
 }
 
+/* carve_check on a heap whose caches are in use (it only reads, so it must
+ * take them as they are): the solo cache, and with the built-in lock a
+ * thread cache whose runs are its own, some used up and partly freed again
+ * (its own list of partial runs).  Every block keeps its contents, and
+ * freeing everything brings back the fresh heap's shape. */
+static void test_check_with_caches_in_use(void **state)
+{
+    (void)state;
+    const unsigned flag_sets[] = {0, CARVE_THREADSAFE};
+    enum { N = 4000 };
+    unsigned char **p = (unsigned char **)calloc(N, sizeof *p);
+    size_t *len = (size_t *)calloc(N, sizeof *len);
+    assert_non_null(p);
+    assert_non_null(len);
+    for (size_t fi = 0; fi < sizeof flag_sets / sizeof flag_sets[0]; fi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, 16u << 20, CARVE_GOOD_FIT, flag_sets[fi]);
+        carve_stats fresh = uh_stats(h);
+        tu_rng rng;
+        tu_rng_seed(&rng, 300 + fi);
+        for (size_t i = 0; i < N; i++) {
+            /* Mostly two classes, so their runs fill up and are left. */
+            len[i] = i % 8 ? 16 + 16 * (i % 2) : tu_rng_range(&rng, 1, 3000);
+            p[i] = carve_alloc(h, len[i]);
+            assert_non_null(p[i]);
+            tu_fill(p[i], i, len[i]);
+        }
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        for (size_t i = 0; i < N; i += 3) { /* past the cache: flushes to the runs */
+            ASSERT_STATUS(carve_free(h, p[i]), CARVE_OK);
+            p[i] = NULL;
+            if (i % 300 == 0)
+                ASSERT_STATUS(carve_check(h), CARVE_OK);
+        }
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        for (size_t i = 0; i < N; i++)
+            if (p[i] != NULL)
+                assert_int_equal(tu_verify(p[i], i, len[i]), len[i]);
+        ASSERT_HEAP_SANE(h);
+        for (size_t i = 0; i < N; i++)
+            if (p[i] != NULL)
+                ASSERT_STATUS(carve_free(h, p[i]), CARVE_OK);
+        carve_stats back = uh_stats(h);
+        ASSERT_SAME_SHAPE(fresh, back);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+    free(p);
+    free(len);
+}
+
 /* ------------------------------------------------------------------------ */
 /* usable_size                                                               */
 /* ------------------------------------------------------------------------ */
@@ -772,6 +823,7 @@ int main(void)
         cmocka_unit_test(test_aligned_larger_than_heap),
         cmocka_unit_test(test_small_requests_and_runs),
         cmocka_unit_test(test_small_many),
+        cmocka_unit_test(test_check_with_caches_in_use),
         cmocka_unit_test(test_usable_size),
         cmocka_unit_test(test_largest_free_is_exact),
         cmocka_unit_test(test_free_all_restores_fresh),

@@ -76,9 +76,15 @@ static inline void uh_alloc_row(carve_heap *h, size_t size, unsigned char *row[3
     }
 }
 
-/* The invariants every heap state must satisfy. */
+/* The invariants every heap state must satisfy.  carve_check runs first,
+ * on the heap as the test left it (the statistics empty the caches, and
+ * carve_check must also pass with blocks sitting in them), then again after
+ * the statistics. */
 #define ASSERT_HEAP_SANE(h)                                                                        \
     do {                                                                                           \
+        int pre_ = carve_check(h);                                                                 \
+        if (pre_ != CARVE_OK)                                                                      \
+            fail_msg("carve_check before the statistics = %d (%s)", pre_, carve_strerror(pre_));   \
         carve_stats st_ = uh_stats(h);                                                             \
         if (st_.used_bytes + st_.free_bytes != st_.capacity)                                       \
             fail_msg("used %zu + free %zu != capacity %zu", st_.used_bytes, st_.free_bytes,        \
