@@ -138,18 +138,28 @@ static size_t hs_add_ok(hs *s, size_t req, uint64_t seed)
     return i;
 }
 
-static size_t hs_raw(hs *s, size_t req, uint64_t seed)
+/* Allocates a raw block of req bytes and fills it; returns its index, or
+ * MAXH when carve_alloc failed. */
+static size_t hs_raw_try(hs *s, size_t req, uint64_t seed)
 {
     assert_true(s->nr < MAXH);
     unsigned char *p = (unsigned char *)carve_alloc(s->h, req);
     if (p == NULL)
-        fail_msg("carve_alloc(%zu) failed, errno %d", req, errno);
+        return MAXH;
     rent *e = &s->raw[s->nr];
     e->p = p;
     e->usable = carve_usable_size(s->h, p);
     e->seed = seed;
     tu_fill(p, seed, e->usable);
     return s->nr++;
+}
+
+static size_t hs_raw(hs *s, size_t req, uint64_t seed)
+{
+    size_t i = hs_raw_try(s, req, seed);
+    if (i == MAXH)
+        fail_msg("carve_alloc(%zu) failed, errno %d", req, errno);
+    return i;
 }
 
 static void hs_pin(hs *s, size_t i)
@@ -562,18 +572,9 @@ static void test_handle_table_grows(void **state)
 static size_t hs_raw_fill(hs *s, uint64_t seed)
 {
     size_t made = 0;
-    for (size_t req = 8192; req >= 16; req /= 2) {
-        while (s->nr < MAXH) {
-            unsigned char *p = (unsigned char *)carve_alloc(s->h, req);
-            if (p == NULL)
-                break;
-            rent *e = &s->raw[s->nr++];
-            e->p = p;
-            e->usable = carve_usable_size(s->h, p);
-            e->seed = seed + made++;
-            tu_fill(p, e->seed, e->usable);
-        }
-    }
+    for (size_t req = 8192; req >= 16; req /= 2)
+        while (s->nr < MAXH && hs_raw_try(s, req, seed + made) != MAXH)
+            made++;
     return made;
 }
 
