@@ -298,12 +298,17 @@ int carve_detach(carve_heap *h);
  *     fork() is the user's business, as with any lock of theirs. */
 
 /* The smallest buffer size for which carve_init(buffer, size, opt) succeeds
- * at every buffer address (opt NULL = defaults).  Constant time; thread-safe. */
+ * at every buffer address (opt NULL = defaults); 0 when carve_init refuses
+ * opt at every size (unknown flags, a policy out of range, lock hooks
+ * without lock or unlock or with CARVE_SHARED, or a max_handles whose
+ * table no buffer here can hold).  Time: a few microseconds, growing with
+ * max_handles' table; thread-safe. */
 size_t carve_min_buffer_size(const carve_options *opt);
 
 /* The largest request carve_alloc() can satisfy in a freshly initialised heap
  * made from a buffer of this size, at the least favourable buffer address;
- * 0 if size is below carve_min_buffer_size(opt).  It never decreases as
+ * 0 if size is below carve_min_buffer_size(opt) or carve_init refuses opt
+ * at every size.  It never decreases as
  * buffer_size grows, so a buffer can be sized by searching over it.
  * Constant time (a few microseconds: it tries every address remainder);
  * thread-safe. */
@@ -345,7 +350,8 @@ void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t size);
 
 /* Like free, but it reports what it found (a carve_status):
  *   CARVE_OK               ptr was freed, or ptr is NULL;
- *   CARVE_ERR_DOUBLE_FREE  ptr names a block that is already free;
+ *   CARVE_ERR_DOUBLE_FREE  ptr names a block that is already free (or that
+ *                          was freed and then quarantined: CARVE_POISON);
  *   CARVE_ERR_NOT_OWNED    ptr is not the start of a live raw block of this
  *                          heap (outside the heap, misaligned, an interior
  *                          pointer, a block freed and since merged, or a
@@ -474,11 +480,15 @@ size_t carve_compact(carve_heap *h, size_t max_bytes_moved);
  * freed bytes must keep their pattern).  What the heap holds back for
  * reuse (thread caches, the freed-block cache, empty runs kept for a
  * size) is free to the caller, as the statistics say: it is handed back to
- * the free blocks first, so after every block is freed a trim releases
- * what it would on a fresh heap.
+ * the free blocks first.  The handle table outlives its handles (a freed
+ * handle must never be valid again); when no handle is live, a trim first
+ * moves the table down into the free block before it (counted as a
+ * compaction), so the free space on both sides merges.  So after every
+ * block is freed a trim releases what it would on a fresh heap, less the
+ * handle table's pages if a handle was ever made.
  * Complexity: O(free blocks of at least min_block bytes) plus the release
- * calls, plus the blocks held back.  Thread-safety: as any call; release runs with the heap's lock
- * held and must not call carve. */
+ * calls, plus the blocks held back, plus the table's size when it moves.  Thread-safety: as any
+ * call; release runs with the heap's lock held and must not call carve. */
 size_t carve_trim(carve_heap *h, size_t page_size, size_t min_block,
                   void (*release)(void *addr, size_t len, void *ctx), void *ctx);
 
@@ -514,8 +524,11 @@ typedef struct carve_stats {
      * block); pinned_handles counts handles, not pins. */
     size_t live_blocks, free_blocks, live_handles, pinned_handles;
     size_t peak_used_bytes;
-    /* compactions: calls, manual or automatic, that moved something.  The
-     * handle table's own block counts in used_bytes, not in live_blocks. */
+    /* failed_allocs: requests that found no room (ENOMEM, CARVE_ERR_NOMEM)
+     * from carve_alloc, calloc, aligned_alloc, realloc, halloc and hresize.
+     * compactions: calls, manual or automatic, that moved something (a trim
+     * that moved the handle table included).  The handle table's own block
+     * counts in used_bytes, not in live_blocks. */
     uint64_t allocs, frees, failed_allocs, compactions, bytes_moved;
 } carve_stats;
 

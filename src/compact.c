@@ -30,18 +30,31 @@ bool heap_compaction_could_help(const carve_heap *h, uint64_t g)
     return h->live_handles > h->pinned_handles && h->free_bytes >= bytes_of(g);
 }
 
+/* What slide_down did. */
+enum slide { SLIDE_REFUSED, SLIDE_MOVED, SLIDE_QUARANTINED };
+
 /* Moves movable block m (header mw) down into free block f (fg granules)
- * just before it.  Returns false, changing nothing, when the neighbourhood
- * fails a check.  The caller points m's owner (its handle entry, or the
- * control block for the handle table) at f. */
-static bool slide_down(carve_heap *h, ref f, uint64_t fg, ref m, hword mw)
+ * just before it; the caller then points m's owner (its handle entry, or
+ * the control block for the handle table) at f.  SLIDE_REFUSED, changing
+ * nothing, when the neighbourhood fails a check.  With CARVE_POISON the
+ * free blocks the move writes over (f, and the next block if it is free)
+ * are checked first, since their poison is the only record of a write
+ * after free: a damaged one is quarantined, as an allocation would, and
+ * when that is f, m stays (SLIDE_QUARANTINED; m's header changed). */
+static enum slide slide_down(carve_heap *h, ref f, uint64_t fg, ref m, hword mw)
 {
     uint64_t mg = hdr_granules(mw);
     ref n = block_next(m, mg);
     hword nw;
     if (!list_links_valid(h, f, class_of(fg)) || !block_read(h, n, &nw) ||
         (hdr_is_free(nw) && !list_links_valid(h, n, class_of(hdr_granules(nw))))) {
-        return false;
+        return SLIDE_REFUSED;
+    }
+    if (heap_quarantine_if_damaged(h, f, fg)) {
+        return SLIDE_QUARANTINED;
+    }
+    if (hdr_is_free(nw) && heap_quarantine_if_damaged(h, n, hdr_granules(nw))) {
+        nw = block_header(h, n); /* now a live (quarantined) block */
     }
     index_remove(h, f, fg);
     memmove(at(h, f + HDR_SIZE), at(h, m + HDR_SIZE), (size_t)(bytes_of(mg) - HDR_SIZE));
@@ -65,7 +78,7 @@ static bool slide_down(carve_heap *h, ref f, uint64_t fg, ref m, hword mw)
         block_poison(h, hole, hole_g);
     }
     index_insert(h, hole, hole_g);
-    return true;
+    return SLIDE_MOVED;
 }
 
 /* Where m's owner keeps its offset, if m may move now: an unpinned handle
@@ -100,12 +113,17 @@ static ref compact_range(carve_heap *h, ref from, ref to, uint64_t budget, uint6
             ref *owner = movable_owner(h, m, mw);
             uint64_t cost = bytes_of(hdr_granules(mw)) - HDR_SIZE;
             if (owner && cost <= budget - *moved) {
-                if (!slide_down(h, b, g, m, mw)) {
+                enum slide done = slide_down(h, b, g, m, mw);
+                if (done == SLIDE_REFUSED) {
                     return 0;
                 }
-                *owner = b;
-                *moved += cost;
-                continue; /* b is now the moved block; the hole follows it */
+                if (done == SLIDE_MOVED) {
+                    *owner = b;
+                    *moved += cost;
+                    continue; /* b is now the moved block; the hole follows it */
+                }
+                b = m; /* b was quarantined: m stays, and the walk goes on */
+                continue;
             }
             if (owner && cost <= budget) {
                 return b; /* too big for what is left: a later call starts here */
@@ -114,6 +132,33 @@ static ref compact_range(carve_heap *h, ref from, ref to, uint64_t budget, uint6
         b = m;
     }
     return 0;
+}
+
+/* Counts a compaction that moved `moved` bytes (none: not a compaction). */
+static void count_compaction(carve_heap *h, uint64_t moved)
+{
+    if (moved) {
+        h->compactions++;
+        h->bytes_moved += moved;
+    }
+}
+
+uint64_t compact_table_down(carve_heap *h)
+{
+    ref t = h->htable;
+    hword tw;
+    hword pw;
+    if (t == 0 || !block_read(h, t, &tw) || !hdr_prev_free(tw)) {
+        return 0;
+    }
+    ref p = block_prev_free(h, t, &pw);
+    if (p == 0 || slide_down(h, p, hdr_granules(pw), t, tw) != SLIDE_MOVED) {
+        return 0;
+    }
+    h->htable = p;
+    uint64_t moved = bytes_of(hdr_granules(tw)) - HDR_SIZE;
+    count_compaction(h, moved);
+    return moved;
 }
 
 uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
@@ -139,10 +184,7 @@ uint64_t compact_unlocked(carve_heap *h, uint64_t budget)
         resume = compact_range(h, h->arena_begin, h->arena_end, budget, &moved);
     }
     h->compact_cursor = resume;
-    if (moved) {
-        h->compactions++;
-        h->bytes_moved += moved;
-    }
+    count_compaction(h, moved);
     return moved;
 }
 

@@ -497,8 +497,8 @@ static int hresize_by_moving(carve_heap *h, struct hentry *e, uint64_t idx, uint
     trailer_set(h, nb, idx);
     hword w;
     if (block_read(h, b, &w)) {
-        /* If the old block's neighbourhood is damaged it stays allocated
-         * (leaked, not corrupted); carve_check reports the damage. */
+        /* The caller checked b's neighbourhood, and only the heap's own
+         * writes (the allocation, a compaction) touched it since. */
         (void)heap_release_block(h, b, w);
     }
     e->block = nb;
@@ -526,6 +526,11 @@ static int hresize_unlocked(carve_heap *h, carve_handle hd, size_t size, bool *m
     } else if (!heap_grow_in_place(h, e->block, w, want)) {
         if (e->pins != 0) {
             return CARVE_ERR_PINNED;
+        }
+        /* The move frees the old block last: damage around it is reported
+         * now, before anything changes (see carve_realloc). */
+        if (!heap_release_would_succeed(h, e->block, w)) {
+            return CARVE_ERR_CORRUPT;
         }
         st = hresize_by_moving(h, e, idx, want, handle_usable(w));
         *moved = st == CARVE_OK;
@@ -605,6 +610,9 @@ CARVE_EXPORT int carve_hresize(carve_heap *h, carve_handle hd, size_t size)
     heap_enter(h);
     bool moved;
     int st = hresize_unlocked(h, hd, size, &moved);
+    if (st == CARVE_ERR_NOMEM) {
+        h->failed_allocs++; /* a request that found no room, as carve_realloc's */
+    }
     if (moved && (h->flags & CARVE_SCRAMBLE)) {
         scramble_unlocked(h); /* it allocated: a shrink or an in-place grow does not */
     }

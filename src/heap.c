@@ -252,19 +252,36 @@ static bool buffer_holds(uint64_t size, const carve_options *opt)
     return true;
 }
 
+/* Whether carve_init accepts these options at some size: known flags, a
+ * policy, and lock hooks only whole and without CARVE_SHARED. */
+static bool options_acceptable(const carve_options *o)
+{
+    return !(o->flags & ~(unsigned)KNOWN_FLAGS) && (unsigned)o->policy <= CARVE_BEST_FIT &&
+           (!o->lock || (lock_hooks_valid(o->lock) && !(o->flags & CARVE_SHARED)));
+}
+
 CARVE_EXPORT size_t carve_min_buffer_size(const carve_options *opt)
 {
+    if (opt && !options_acceptable(opt)) {
+        return 0;
+    }
     /* From a lower bound (one level of heads, one page-map word, the table
      * or a minimum block, at the worst address), step up a granule at a
      * time until every address works, then back down byte by byte: a large
      * table needs more levels of heads than the bound assumes. */
     uint64_t begin = arena_begin_for(control_size_for(1u) + 8u);
     uint64_t table = table_bytes_for(opt);
+    if (table >= SIZE_MAX / 2u) {
+        return 0; /* no buffer this machine can address holds the table */
+    }
     uint64_t min = CONTROL_ALIGN - 1u + begin + table + bytes_of(MIN_GRANULES) + HDR_SIZE;
-    while (!buffer_holds(min, opt) && min < SIZE_MAX / 2u) {
+    while (min < SIZE_MAX / 2u && !buffer_holds(min, opt)) {
         min += GRANULE;
     }
-    while (min > 0 && buffer_holds(min - 1u, opt)) {
+    if (!buffer_holds(min, opt)) {
+        return 0;
+    }
+    while (buffer_holds(min - 1u, opt)) {
         min--;
     }
     return (size_t)min;
@@ -272,6 +289,9 @@ CARVE_EXPORT size_t carve_min_buffer_size(const carve_options *opt)
 
 CARVE_EXPORT size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt)
 {
+    if (opt && !options_acceptable(opt)) {
+        return 0;
+    }
     unsigned flags = effective_flags(opt);
     uint64_t table = table_bytes_for(opt);
     uint64_t worst = UINT64_MAX;
@@ -355,8 +375,7 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
         o = *opt;
     }
     struct layout l;
-    if (!buffer || (o.flags & ~(unsigned)KNOWN_FLAGS) || (unsigned)o.policy > CARVE_BEST_FIT ||
-        (o.lock && (!lock_hooks_valid(o.lock) || (o.flags & CARVE_SHARED)))) {
+    if (!buffer || !options_acceptable(&o)) {
         errno = EINVAL;
         return NULL;
     }
@@ -543,9 +562,7 @@ static void quarantine(carve_heap *h, ref b, uint64_t g)
     h->quarantined_blocks++;
 }
 
-/* Quarantines a free neighbour (still in the index) if its poison is
- * damaged; returns true when it did. */
-static bool quarantine_if_damaged(carve_heap *h, ref b, uint64_t g)
+bool heap_quarantine_if_damaged(carve_heap *h, ref b, uint64_t g)
 {
     if (!(h->flags & CARVE_POISON) || block_poison_intact(h, b, g)) {
         return false;
@@ -893,7 +910,9 @@ CARVE_INLINE int locate_live(const carve_heap *h, const void *p, ref *bo, hword 
          * only the chain can tell which. */
         return block_is_boundary(h, b) == 0 ? CARVE_ERR_NOT_OWNED : CARVE_ERR_CORRUPT;
     }
-    if (hdr_is_free(w) || hdr_kind(w) == KIND_CACHED) {
+    /* Cached and quarantined blocks were freed by the user (a quarantined
+     * one then failed its poison check): a free of one is a second free. */
+    if (hdr_is_free(w) || hdr_kind(w) == KIND_CACHED || hdr_kind(w) == KIND_QUARANTINE) {
         return CARVE_ERR_DOUBLE_FREE;
     }
     if (hdr_kind(w) != KIND_RAW) {
@@ -906,31 +925,56 @@ CARVE_INLINE int locate_live(const carve_heap *h, const void *p, ref *bo, hword 
 
 /* ---- freeing -------------------------------------------------------------------- */
 
+/* What freeing live block b reads of its neighbours: the free block before
+ * it (p, header pw; p is 0 when b's predecessor is live) and the header nw
+ * of the block after it. */
+struct release_view {
+    ref p;
+    hword pw, nw;
+};
+
+/* Reads and checks b's neighbourhood (b's header w) for heap_release_block:
+ * false when the next header or a free neighbour's list links fail a check.
+ * Reads only. */
+static bool release_view_read(const carve_heap *h, ref b, hword w, struct release_view *v)
+{
+    ref n = block_next(b, hdr_granules(w));
+    v->p = 0;
+    v->pw = 0;
+    if (!block_read_placed(h, n, &v->nw)) {
+        return false;
+    }
+    if (hdr_prev_free(w)) {
+        v->p = block_prev_free(h, b, &v->pw);
+        if (v->p == 0 || !list_links_valid(h, v->p, class_of(hdr_granules(v->pw)))) {
+            return false;
+        }
+    }
+    return !hdr_is_free(v->nw) || list_links_valid(h, n, class_of(hdr_granules(v->nw)));
+}
+
+bool heap_release_would_succeed(const carve_heap *h, ref b, hword w)
+{
+    struct release_view v;
+    return release_view_read(h, b, w, &v);
+}
+
 int heap_release_block(carve_heap *h, ref b, hword w)
 {
     uint64_t g = hdr_granules(w);
     ref n = block_next(b, g);
-    hword nw;
-    hword pw = 0;
-    ref p = 0;
-    if (!block_read_placed(h, n, &nw)) {
+    struct release_view v;
+    if (!release_view_read(h, b, w, &v)) {
         return CARVE_ERR_CORRUPT;
     }
-    if (hdr_prev_free(w)) {
-        p = block_prev_free(h, b, &pw);
-        if (p == 0 || !list_links_valid(h, p, class_of(hdr_granules(pw)))) {
-            return CARVE_ERR_CORRUPT;
-        }
-    }
+    ref p = v.p;
+    hword pw = v.pw, nw = v.nw;
     bool next_free = hdr_is_free(nw);
-    if (next_free && !list_links_valid(h, n, class_of(hdr_granules(nw)))) {
-        return CARVE_ERR_CORRUPT;
-    }
     /* Validated; from here on nothing fails. */
-    if (p && quarantine_if_damaged(h, p, hdr_granules(pw))) {
+    if (p && heap_quarantine_if_damaged(h, p, hdr_granules(pw))) {
         p = 0; /* quarantine() cleared b's PREV_FREE */
     }
-    if (next_free && quarantine_if_damaged(h, n, hdr_granules(nw))) {
+    if (next_free && heap_quarantine_if_damaged(h, n, hdr_granules(nw))) {
         next_free = false;
     }
     ref start = b;
@@ -1017,7 +1061,7 @@ void heap_shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want)
         return;
     }
     uint64_t tail = g - want;
-    if (hdr_is_free(nw) && !quarantine_if_damaged(h, n, hdr_granules(nw))) {
+    if (hdr_is_free(nw) && !heap_quarantine_if_damaged(h, n, hdr_granules(nw))) {
         index_remove(h, n, hdr_granules(nw));
         block_erase_header(h, n);
         tail += hdr_granules(nw);
@@ -1057,7 +1101,7 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
     uint64_t ng = hdr_granules(nw);
     ref after = block_next(n, ng);
     if (!list_links_valid(h, n, class_of(ng)) || !block_read(h, after, &after_w) ||
-        quarantine_if_damaged(h, n, ng)) {
+        heap_quarantine_if_damaged(h, n, ng)) {
         return false;
     }
     index_remove(h, n, ng);
@@ -1130,16 +1174,23 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
     if (heap_grow_in_place(h, b, w, want)) {
         return ptr;
     }
+    /* Moving frees b after the copy: if b's neighbourhood fails the checks
+     * that free makes, say so now, before anything changes, rather than
+     * hand out a copy and leave b allocated for good. */
+    if (!heap_release_would_succeed(h, b, w)) {
+        errno = CARVE_ERRNO_CORRUPT;
+        return NULL;
+    }
     void *q = alloc_unlocked(h, size);
     if (!q) {
         return NULL;
     }
     memcpy(q, ptr, (size_t)(bytes_of(g) - HDR_SIZE));
-    /* The allocation may have changed b's PREV_FREE bit: read it again. */
+    /* The allocation may have changed b's PREV_FREE bit: read it again.
+     * Only the heap's own writes touched b's neighbours since the check
+     * above, so the release passes its checks. */
     hword now;
     if (block_read(h, b, &now)) {
-        /* If b's neighbourhood fails a check, b stays allocated (leaked, not
-         * corrupted) and the caller still gets the copy. */
         (void)heap_release_block(h, b, now);
     }
     return q;

@@ -28,6 +28,17 @@ ref heap_alloc_block(carve_heap *h, uint64_t g, unsigned kind);
  * changed). */
 int heap_release_block(carve_heap *h, ref b, hword w);
 
+/* Whether heap_release_block(h, b, w) would pass its checks now (b's next
+ * header, and the list links of its free neighbours).  Reads only: callers
+ * that must free b after changing something else ask first, so that damage
+ * is reported before anything changes. */
+bool heap_release_would_succeed(const carve_heap *h, ref b, hword w);
+
+/* With CARVE_POISON: quarantines free block b (g granules, still in the
+ * index) when its poison was overwritten; true when it did.  False, and
+ * nothing done, without CARVE_POISON or when the poison is intact. */
+bool heap_quarantine_if_damaged(carve_heap *h, ref b, uint64_t g);
+
 /* In-place resizing of live block b (header w) to want granules: shrinking
  * gives the tail back when it is a block's worth; growing takes from a free
  * next block and returns false (nothing changed) when it cannot. */

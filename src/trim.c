@@ -30,6 +30,7 @@
  * costs only a missed release, never correctness: the mark is consulted
  * for nothing else, and a mark left in a live block's payload is just data.
  */
+#include "compact.h"
 #include "heap.h"
 #include "index.h"
 
@@ -112,6 +113,13 @@ static size_t trim_unlocked(carve_heap *h, const struct trim_request *rq)
 {
     size_t released = 0;
     (void)heap_reclaim_cached(h); /* what the caches and empty runs hold is free to the user */
+    if (h->live_handles == 0) {
+        /* The table outlives its handles (a freed handle must never name
+         * an entry again); with none live, moving it down lets the free
+         * space around it merge, as it would be on a heap that never had
+         * handles. */
+        (void)compact_table_down(h);
+    }
     unsigned cls = class_first_nonempty(h, class_of(rq->min_g));
     while (cls != UINT32_MAX) {
         bool bad = false;

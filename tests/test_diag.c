@@ -484,6 +484,10 @@ static void test_poison_quarantine_is_reported(void **state)
         assert_non_null(strstr(t.s, line));
         free(t.s);
 
+        /* b was freed once already: a second free says so, and changes
+         * nothing. */
+        ASSERT_STATUS(carve_free(h, b), CARVE_ERR_DOUBLE_FREE);
+
         /* Its neighbours free without merging into it. */
         ASSERT_STATUS(carve_free(h, a), CARVE_OK);
         ASSERT_STATUS(carve_free(h, c), CARVE_OK);
@@ -511,6 +515,86 @@ static void test_poison_quarantine_is_reported(void **state)
         }
         ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
         uh_destroy(&u);
+    }
+}
+
+/* The walked block at heap offset off, or NULL. */
+static const carve_block *walked_at(const uw *w, size_t off)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->b[i].offset == off)
+            return &w->b[i];
+    return NULL;
+}
+
+/* Asserts that the block whose payload was p is quarantined, whole. */
+static void assert_quarantined(carve_heap *h, const unsigned char *p, size_t block_size)
+{
+    uw *w = uw_collect(h);
+    size_t off = (size_t)(p - (const unsigned char *)h) - CARVE_BLOCK_OVERHEAD;
+    const carve_block *q = walked_at(w, off);
+    assert_non_null(q);
+    assert_int_equal(q->kind, CARVE_BLOCK_QUARANTINED);
+    assert_int_equal(q->size, block_size);
+    free(w);
+}
+
+/* Compaction writes over free blocks (the one a handle block slides into,
+ * and the one after it, merged into the hole left behind), and their
+ * poison is the only record of a write after free.  So with CARVE_POISON a
+ * damaged one is quarantined first, as an allocation would: the handle
+ * block does not slide into it, the damage stays reported, and its bytes
+ * are not handed to the handle. */
+static void test_poison_survives_compaction(void **state)
+{
+    (void)state;
+    const size_t size = 400; /* a general block, never a run's slot */
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        for (int damaged_after = 0; damaged_after < 2; damaged_after++) {
+            uh u;
+            carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_POISON);
+            /* a, before, the handle's block, after, c: in address order. */
+            unsigned char *a = carve_alloc(h, size);
+            unsigned char *before = carve_alloc(h, size);
+            carve_handle hd = carve_halloc(h, 100);
+            unsigned char *after = carve_alloc(h, size);
+            unsigned char *c = carve_alloc(h, size);
+            assert_non_null(c);
+            assert_true(hd != 0);
+            unsigned char *hp = carve_pin(h, hd);
+            assert_non_null(hp);
+            assert_true(a < before && before < hp && hp < after && after < c);
+            for (int i = 0; i < 100; i++)
+                hp[i] = (unsigned char)(i * 7 + 1);
+            ASSERT_STATUS(carve_unpin(h, hd), CARVE_OK);
+            size_t block = tu_block_size(size);
+
+            ASSERT_STATUS(carve_free(h, before), CARVE_OK);
+            ASSERT_STATUS(carve_free(h, after), CARVE_OK);
+            unsigned char *victim = damaged_after ? after : before;
+            victim[100] ^= 0x5A; /* a write after free */
+            ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+
+            size_t moved = carve_compact(h, SIZE_MAX);
+            unsigned char *now = carve_pin(h, hd);
+            assert_non_null(now);
+            if (damaged_after) {
+                /* It slides into the sound block before it; the damaged
+                 * one after it stays out of the hole. */
+                assert_true(moved > 0);
+                assert_ptr_equal(now, before);
+            } else {
+                assert_int_equal(moved, 0);
+                assert_ptr_equal(now, hp);
+            }
+            for (int i = 0; i < 100; i++)
+                assert_int_equal(now[i], (unsigned char)(i * 7 + 1));
+            ASSERT_STATUS(carve_unpin(h, hd), CARVE_OK);
+            ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+            assert_quarantined(h, victim, block);
+            ASSERT_STATUS(carve_free(h, victim), CARVE_ERR_DOUBLE_FREE);
+            uh_destroy(&u);
+        }
     }
 }
 
@@ -648,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_dump_edge_states),
         cmocka_unit_test(test_poison_detects_write_after_free),
         cmocka_unit_test(test_poison_quarantine_is_reported),
+        cmocka_unit_test(test_poison_survives_compaction),
         cmocka_unit_test(test_poison_no_false_alarm),
         cmocka_unit_test(test_policy_first_fit),
         cmocka_unit_test(test_policy_best_fit),

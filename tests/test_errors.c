@@ -325,6 +325,44 @@ static void test_free_overrun_into_neighbour(void **state)
     }
 }
 
+/* A realloc that has to move a block whose neighbour's header was
+ * overwritten: the move would free the block last, and that free would
+ * fail its check, so the damage is reported first (NULL, EIO) and nothing
+ * changes; no copy is left behind and the block keeps its contents.  Once
+ * the header is mended the same realloc moves the block. */
+static void test_realloc_move_next_to_damage(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS);
+        unsigned char *row[3];
+        uh_alloc_row(h, 200, row);
+        unsigned char *a = row[0], *b = row[1];
+        size_t us = carve_usable_size(h, a);
+        unsigned char *hdr = b - CARVE_BLOCK_OVERHEAD;
+        assert_true(a + us <= hdr); /* b's header follows a */
+        tu_fill(a, 13, us);
+        unsigned char saved[CARVE_BLOCK_OVERHEAD];
+        uh_damage_header(hdr, saved, 3);
+        carve_stats before = uh_stats(h);
+        ASSERT_NULL_ERRNO(carve_realloc(h, a, 4000), EIO);
+        carve_stats after = uh_stats(h);
+        ASSERT_STATS_SAME(before, after);
+        assert_int_equal(carve_usable_size(h, a), us);
+        assert_int_equal(tu_verify(a, 13, us), us);
+        memcpy(hdr, saved, sizeof saved);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        unsigned char *q = carve_realloc(h, a, 4000);
+        assert_non_null(q);
+        assert_true(q != a);
+        assert_int_equal(tu_verify(q, 13, us), us);
+        ASSERT_STATUS(carve_free(h, q), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
 /* A free block's header overwritten: carve_check reports it, freeing its
  * live neighbour (which would coalesce with it) reports CORRUPT. */
 static void test_free_block_header_overwritten(void **state)
@@ -746,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_free_overwritten_header),
         cmocka_unit_test(test_every_header_bit_checked),
         cmocka_unit_test(test_free_overrun_into_neighbour),
+        cmocka_unit_test(test_realloc_move_next_to_damage),
         cmocka_unit_test(test_free_block_header_overwritten),
         cmocka_unit_test(test_free_list_links_overwritten),
         cmocka_unit_test(test_check_control_block),

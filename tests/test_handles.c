@@ -693,6 +693,10 @@ static void test_max_handles_sizing(void **state)
     for (size_t k = 0; k < sizeof absurd / sizeof absurd[0]; k++) {
         carve_options o = uh_opts(CARVE_GOOD_FIT, 0);
         o.max_handles = absurd[k];
+        /* No buffer holds such a table: the sizing helpers say 0, not a
+         * size carve_init would refuse (or one that wrapped around). */
+        assert_int_equal(carve_min_buffer_size(&o), 0);
+        assert_int_equal(carve_max_alloc_size(HEAP_SIZE, &o), 0);
         tu_region r;
         assert_int_equal(tu_region_make(&r, HEAP_SIZE, 0, 64, 0), 0);
         ASSERT_NULL_ERRNO(carve_init(r.buf, HEAP_SIZE, &o), EINVAL);
@@ -1097,6 +1101,8 @@ static void test_hresize_errors(void **state)
                                st.free_bytes + s->e[a].usable + 1};
         for (size_t k = 0; k < sizeof huge / sizeof huge[0]; k++) {
             ASSERT_STATUS(carve_hresize(h, s->e[a].hd, huge[k]), CARVE_ERR_NOMEM);
+            /* Counted as a failed request, as a realloc's would be. */
+            assert_int_equal(uh_stats(h).failed_allocs, sn.st.failed_allocs + 1u);
             snap_same(h, &sn, 1, "hresize too big");
             sn.st = uh_stats(h);
             int r = carve_hresize(h, s->e[b].hd, huge[k]);
@@ -1285,6 +1291,48 @@ static void test_hresize_grow_moves(void **state)
             free(s);
             uh_destroy(&u);
         }
+    }
+}
+
+/* An hresize that has to move a block whose neighbour's header was
+ * overwritten: the move would free the old block last, and that free would
+ * fail its check, so the damage is reported first (CARVE_ERR_CORRUPT) and
+ * nothing changes.  Once the header is mended the same call moves it. */
+static void test_hresize_move_next_to_damage(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = make_heap(&u, HEAP_SIZE, uh_policies[pi], 0, 16, 0);
+        carve_handle hd = carve_halloc(h, 300);
+        assert_true(hd != 0);
+        unsigned char *raw = carve_alloc(h, 300);
+        assert_non_null(raw);
+        unsigned char *p = where(h, &u.r, hd);
+        carve_block hb = walk_block_of(h, p);
+        unsigned char *hdr = raw - CARVE_BLOCK_OVERHEAD;
+        assert_ptr_equal((unsigned char *)h + hb.offset + hb.size, hdr); /* raw follows */
+        size_t us = carve_hsize(h, hd);
+        tu_fill(p, 77, us);
+        unsigned char saved[CARVE_BLOCK_OVERHEAD];
+        uh_damage_header(hdr, saved, 2);
+        carve_stats before = uh_stats(h);
+        ASSERT_STATUS(carve_hresize(h, hd, 5000), CARVE_ERR_CORRUPT);
+        carve_stats after = uh_stats(h);
+        ASSERT_STATS_SAME(before, after);
+        assert_ptr_equal(where(h, &u.r, hd), p);
+        assert_int_equal(carve_hsize(h, hd), us);
+        assert_int_equal(tu_verify(p, 77, us), us);
+        memcpy(hdr, saved, sizeof saved);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        ASSERT_STATUS(carve_hresize(h, hd, 5000), CARVE_OK);
+        unsigned char *np = where(h, &u.r, hd);
+        assert_true(np != p);
+        assert_int_equal(tu_verify(np, 77, us), us);
+        ASSERT_STATUS(carve_hfree(h, hd), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, raw), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
     }
 }
 
@@ -2203,6 +2251,7 @@ int main(void)
         cmocka_unit_test(test_hresize_grow_in_place),
         cmocka_unit_test(test_hresize_grow_counts),
         cmocka_unit_test(test_hresize_grow_moves),
+        cmocka_unit_test(test_hresize_move_next_to_damage),
         cmocka_unit_test(test_hresize_after_compacting),
         cmocka_unit_test(test_hsize),
         cmocka_unit_test(test_compact_full),

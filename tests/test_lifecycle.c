@@ -71,6 +71,9 @@ static void test_init_unknown_flags(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         carve_options o = uh_opts(CARVE_GOOD_FIT, bad[i]);
         ASSERT_NULL_ERRNO(carve_init(u.r.buf, HEAP_SIZE, &o), EINVAL);
+        /* No size works, and the sizing helpers say so. */
+        assert_int_equal(carve_min_buffer_size(&o), 0);
+        assert_int_equal(carve_max_alloc_size(HEAP_SIZE, &o), 0);
     }
     /* A failed init leaves nothing that attach would accept. */
     ASSERT_NULL_ERRNO(carve_attach(u.r.buf, HEAP_SIZE), EINVAL);
@@ -87,6 +90,8 @@ static void test_init_bad_policy(void **state)
         carve_options o = uh_opts(CARVE_GOOD_FIT, 0);
         o.policy = (carve_policy)bad[i];
         ASSERT_NULL_ERRNO(carve_init(u.r.buf, HEAP_SIZE, &o), EINVAL);
+        assert_int_equal(carve_min_buffer_size(&o), 0);
+        assert_int_equal(carve_max_alloc_size(HEAP_SIZE, &o), 0);
     }
     uh_destroy(&u);
 }

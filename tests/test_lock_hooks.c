@@ -334,6 +334,9 @@ static void init_refused(const carve_lock_hooks *k, unsigned flags)
     carve_options o = uh_opts(CARVE_GOOD_FIT, flags);
     o.lock = k;
     ASSERT_NULL_ERRNO(carve_init(r.buf, r.size, &o), EINVAL);
+    /* No size would do: the sizing helpers say 0. */
+    assert_int_equal(carve_min_buffer_size(&o), 0);
+    assert_int_equal(carve_max_alloc_size(r.size, &o), 0);
     assert_true(tu_region_guards_ok(&r));
     tu_region_free(&r);
 }

@@ -508,6 +508,60 @@ static void test_trim_hands_back_what_the_heap_holds_back(void **state)
     }
 }
 
+/* The handle table outlives its handles, wherever the first carve_halloc
+ * put it.  Once every block and handle is freed, a trim moves it down into
+ * the free block before it, so the free space is one block again and the
+ * trim releases what a fresh heap's does, less the table's own pages. */
+static void test_trim_after_handles(void **state)
+{
+    (void)state;
+    enum { N = 400 };
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, 8u << 20, uh_policies[pi], 0);
+        rel_log *log = (rel_log *)calloc(1, sizeof *log);
+        assert_non_null(log);
+        size_t fresh = trim_logged(h, PAGE, 0, log, 0);
+        uh_destroy(&u);
+
+        h = uh_make(&u, 8u << 20, uh_policies[pi], 0);
+        void *raw[N];
+        carve_handle hd[N];
+        tu_rng rng;
+        tu_rng_seed(&rng, 0x7ab1eu + pi);
+        for (size_t i = 0; i < N; i++) { /* general blocks, and handles among them */
+            raw[i] = carve_alloc(h, tu_rng_range(&rng, 300, 6300));
+            assert_non_null(raw[i]);
+            hd[i] = i % 4u == 3u ? carve_halloc(h, tu_rng_range(&rng, 100, 2000)) : 0;
+            assert_true(i % 4u != 3u || hd[i] != 0);
+        }
+        for (size_t i = 0; i < N; i++) {
+            ASSERT_STATUS(carve_free(h, raw[N - 1u - i]), CARVE_OK);
+            if (hd[i] != 0)
+                ASSERT_STATUS(carve_hfree(h, hd[i]), CARVE_OK);
+        }
+        size_t table = 0;
+        uw *w = uw_collect(h);
+        for (size_t i = 0; i < w->n; i++)
+            if (w->b[i].kind == CARVE_BLOCK_META)
+                table += w->b[i].size;
+        free(w);
+        assert_true(table > 0);
+        uint64_t compactions = uh_stats(h).compactions;
+
+        size_t got = trim_logged(h, PAGE, 0, log, 0);
+        carve_stats st = uh_stats(h);
+        assert_int_equal(st.free_blocks, 1);
+        assert_true(st.compactions <= compactions + 1u);
+        if (got > fresh || fresh - got > table + PAGE)
+            fail_msg("trim released %zu bytes, a fresh heap %zu, the table is %zu", got, fresh,
+                     table);
+        ASSERT_HEAP_SANE(h);
+        free(log);
+        uh_destroy(&u);
+    }
+}
+
 /* A heap too small to hold a page-sized span anywhere. */
 static void test_trim_small_heap(void **state)
 {
@@ -531,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_trim_errors),
         cmocka_unit_test(test_trim_small_heap),
         cmocka_unit_test(test_trim_hands_back_what_the_heap_holds_back),
+        cmocka_unit_test(test_trim_after_handles),
     };
     UH_RUN_GROUP("trim", tests);
 }

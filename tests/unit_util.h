@@ -76,6 +76,15 @@ static inline void uh_alloc_row(carve_heap *h, size_t size, unsigned char *row[3
     }
 }
 
+/* A stray write into the block header at hdr: one byte flipped, the header
+ * saved first into saved so the test can mend it (memcpy back). */
+static inline void uh_damage_header(unsigned char *hdr, unsigned char saved[CARVE_BLOCK_OVERHEAD],
+                                    size_t byte)
+{
+    memcpy(saved, hdr, CARVE_BLOCK_OVERHEAD);
+    hdr[byte] ^= 0x5A;
+}
+
 /* The invariants every heap state must satisfy.  carve_check runs first,
  * on the heap as the test left it (the statistics empty the caches, and
  * carve_check must also pass with blocks sitting in them), then again after
