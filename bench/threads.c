@@ -481,6 +481,54 @@ static void put_ratio(FILE *f, const plan *p, size_t rw, const char *num, const 
         fputs(" - |", f);
 }
 
+/* The median of v[0] over run `run`'s THR_REPEATS measurements of cell c
+ * (plan_run measures a threads cell THR_REPEATS times in each of its runs,
+ * so they sit together in c->runs); 0 when none of them is ok. */
+static int thr_run_median(const cell *c, unsigned run, double *out)
+{
+    double vals[THR_REPEATS];
+    unsigned n = 0;
+    for (unsigned k = run * THR_REPEATS; k < (run + 1u) * THR_REPEATS && k < c->runs_done; k++)
+        if (c->runs[k].ok)
+            vals[n++] = c->runs[k].v[0];
+    if (n == 0)
+        return 0;
+    for (unsigned i = 1; i < n; i++) /* insertion sort: at most THR_REPEATS values */
+        for (unsigned k = i; k > 0 && vals[k - 1] > vals[k]; k--) {
+            double t = vals[k];
+            vals[k] = vals[k - 1];
+            vals[k - 1] = t;
+        }
+    *out = n % 2 ? vals[n / 2] : (vals[n / 2 - 1] + vals[n / 2]) / 2.0;
+    return 1;
+}
+
+/* The ratio num / den of row rw in each of the benchmark's runs (each the
+ * run's own medians), so the report shows how much the machine moved the
+ * figure between runs, not only the median over all of them. */
+static void put_run_ratios(FILE *f, const plan *p, size_t rw, const char *num, const char *den)
+{
+    const cell *a = rw == SIZE_MAX ? NULL : plan_cell(p, rw, W_THREADS, num);
+    const cell *b = rw == SIZE_MAX ? NULL : plan_cell(p, rw, W_THREADS, den);
+    double lo = 0, hi = 0;
+    unsigned shown = 0;
+    unsigned runs = a != NULL && b != NULL ? a->runs_done / THR_REPEATS : 0u;
+    for (unsigned r = 0; r < runs; r++) {
+        double x, y;
+        if (!thr_run_median(a, r, &x) || !thr_run_median(b, r, &y) || y <= 0)
+            continue;
+        double q = x / y;
+        fprintf(f, "%s%.2f", shown ? ", " : "", q);
+        lo = shown == 0 || q < lo ? q : lo;
+        hi = shown == 0 || q > hi ? q : hi;
+        shown++;
+    }
+    if (shown == 0)
+        fputs("not measured", f);
+    else
+        fprintf(f, " (%.2f to %.2f)", lo, hi);
+}
+
 static void thr_target(FILE *f, const char *what, int measured, double value, const char *goal,
                        int pass)
 {
@@ -554,6 +602,16 @@ void threads_report(const plan *p, FILE *f)
     double cpus;
     if (thr_median(p, carve, "own 2T", 3, &cpus))
         fprintf(f, "\nCPUs the 2 carve workers ended on (own 2T, median): %.0f distinct.\n", cpus);
+    if (carve != SIZE_MAX) {
+        fputs("\nown 2T/1T in each of the benchmark's runs, in order (each the ratio of that run's "
+              "medians), so the spread the machine puts on the ratio can be seen: carve's shared "
+              "heap ",
+              f);
+        put_run_ratios(f, p, carve, "own 2T", "own 1T");
+        fputs("; a heap of its own per thread ", f);
+        put_run_ratios(f, p, carve, "own 2T private", "own 1T");
+        fputs(".\n", f);
+    }
     fputc('\n', f);
 
     fprintf(f, "### Targets (issue 4), this run\n\n");

@@ -33,6 +33,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -72,6 +73,10 @@ static _Atomic size_t g_freed_since_trim;
 static _Atomic int g_trimming;
 static _Atomic uint64_t g_trims, g_trimmed_bytes;
 static int g_print_stats;
+/* Where the exit line goes: a copy of stderr taken at start-up, since
+ * programs such as coreutils' close their stderr before the destructors
+ * run (close-on-exec: a program this one runs does not inherit it). */
+static int g_stats_fd = STDERR_FILENO;
 
 /* The bootstrap area: allocations made while the heap is being made, by the
  * thread making it.  Each has a 16-byte header holding its size.  Never
@@ -290,6 +295,10 @@ static void heap_init(void)
     }
     const char *stats = shim_env("CARVE_STATS");
     g_print_stats = stats != NULL && *stats != '\0' && strcmp(stats, "0") != 0;
+    if (g_print_stats) {
+        int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        g_stats_fd = fd >= 0 ? fd : STDERR_FILENO;
+    }
 
     g_region_lo = (uintptr_t)m;
     trace_init(g_region_lo);
@@ -706,7 +715,7 @@ static void print_stats(void)
                      (unsigned long long)atomic_load(&g_trimmed_bytes),
                      (unsigned long long)atomic_load(&g_trims));
     if (n > 0) {
-        shim_write_all(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1u);
+        shim_write_all(g_stats_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1u);
     }
 }
 

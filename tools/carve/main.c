@@ -64,6 +64,14 @@ static bool is_help_option(const char *arg)
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+static void print_help_usage(FILE *out)
+{
+    fprintf(out, "Usage: carve help [COMMAND]\n"
+                 "\n"
+                 "Without COMMAND, lists the commands and the global options (as carve --help);\n"
+                 "with one, shows that command's options (as carve COMMAND --help).\n");
+}
+
 /* `carve help [COMMAND]`: argv[0] is "help". */
 static int run_help(int argc, char **argv)
 {
@@ -74,6 +82,12 @@ static int run_help(int argc, char **argv)
     if (argc > 2) {
         fprintf(stderr, "carve help: expected at most one command name\nTry 'carve --help'.\n");
         return CLI_EXIT_USAGE;
+    }
+    /* help is listed with the commands but is not in `commands`: it
+     * dispatches them. */
+    if (strcmp(argv[1], "help") == 0) {
+        print_help_usage(stdout);
+        return CLI_EXIT_OK;
     }
     const cli_command *cmd = find_command(argv[1]);
     if (cmd == NULL) {

@@ -462,7 +462,11 @@ void map_help(FILE *out)
             "  --width N          picture width in pixels (default 1000)\n"
             "  --height N         picture height in pixels (default 560)\n"
             "  --columns N        samples in time (default: one per pixel column)\n"
-            "  -h, --help         show this help\n");
+            "  -h, --help         show this help\n"
+            "\n"
+            "Exit status: 0 success; 1 a bad trace, a library error, a picture that could\n"
+            "not be written, or failed allocations (a heap too small for the trace: the\n"
+            "picture is written all the same); 2 a bad command line.\n");
 }
 
 static int parse_uint(const char *name, const char *value, size_t lo, size_t hi, size_t *out)
@@ -543,6 +547,20 @@ static void map_sample_fn(void *ctx, size_t ops_done, carve_heap *heap)
     map_canvas_sample(m->canvas, heap, (double)ops_done);
 }
 
+/* The picture of a heap too small for the trace is still worth having (it
+ * shows where the room ran out), so it is written; but the replay failed,
+ * as `carve replay` says of the same heap, and the exit status tells. */
+static int report_failed_allocs(const trace *t, const replay_outcome *out)
+{
+    if (out->failed_allocs == 0)
+        return CLI_EXIT_OK;
+    fprintf(stderr,
+            "carve map: %zu allocations failed (the first at line %u): the heap is too small "
+            "for this trace; 'carve replay --find-min' finds the smallest that fits\n",
+            out->failed_allocs, (unsigned)t->lines[out->first_failure_op]);
+    return CLI_EXIT_FAILURE;
+}
+
 int map_main(int argc, char **argv)
 {
     map_options o;
@@ -615,6 +633,7 @@ int map_main(int argc, char **argv)
                    "(%s)\n",
                    o.output, columns, t.op_count, cli_format_bytes(a, sizeof a, span),
                    o.heap_size ? "the whole heap" : "the highest byte used, plus 5%");
+            status = report_failed_allocs(&t, &out);
         }
     }
     map_canvas_free(m.canvas);

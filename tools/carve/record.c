@@ -88,9 +88,12 @@ static bool find_shim(char *out, size_t len, char *tried, size_t triedlen)
         if (candidates[i] == NULL || candidates[i][0] == '\0')
             continue;
         if (readable(candidates[i])) {
-            if (realpath(candidates[i], out) == NULL)
-                snprintf(out, len, "%s", candidates[i]);
-            return true;
+            if (realpath(candidates[i], out) != NULL)
+                return true;
+            /* A path cut short would preload some other file: skip it. */
+            int n = snprintf(out, len, "%s", candidates[i]);
+            if (n >= 0 && (size_t)n < len)
+                return true;
         }
         int n = snprintf(tried + used, triedlen - used, "%s  %s", used ? "\n" : "", candidates[i]);
         if (n > 0 && used + (size_t)n < triedlen)
@@ -153,6 +156,29 @@ static int gzip_file(const char *from, const char *to)
 }
 
 /* ------------------------------------------------------------------------ */
+/* What the shim wrote                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Whether the plain trace at path holds a call: a line that is neither a
+ * comment nor empty.  The shim writes its header at start-up, so a trace
+ * can exist and still record nothing. */
+static bool trace_has_calls(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char line[256];
+    bool calls = false, line_start = true;
+    while (!calls && fgets(line, sizeof line, f) != NULL) {
+        if (line_start && line[0] != '#' && line[0] != '\n')
+            calls = true;
+        line_start = strchr(line, '\n') != NULL; /* a long comment spans reads */
+    }
+    fclose(f);
+    return calls;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Command line                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -176,9 +202,34 @@ void record_help(FILE *out)
                  "                      ending in .gz is gzip-compressed\n"
                  "  -h, --help          show this help\n"
                  "\n"
+                 "Only COMMAND's own process is recorded: a command that replaces itself\n"
+                 "with another program (env, sh -c 'exec ...', a pyenv shim) leaves a trace\n"
+                 "with no calls, which is reported as a failure; run the real program.\n"
+                 "TRACE may not contain '%%': for one trace per process, set CARVE_TRACE\n"
+                 "yourself (shim/README.md).\n"
+                 "\n"
                  "Exit status: COMMAND's (128 + N when a signal N ended it); 1 when the\n"
-                 "trace could not be written; 2 a bad command line; 127 when COMMAND could\n"
-                 "not be started.\n");
+                 "trace could not be written or records no call (COMMAND's status instead\n"
+                 "when that is not 0); 2 a bad command line; 127 when COMMAND could not be\n"
+                 "started.\n");
+}
+
+/* The shim would expand %p in the name into one file per process, none of
+ * them the TRACE this command checks and compresses; the user who wants
+ * those is told how to ask the shim directly. */
+static int refuse_percent(const char *output)
+{
+    char shim[PATH_MAX], tried[4 * PATH_MAX];
+    if (!find_shim(shim, sizeof shim, tried, sizeof tried))
+        snprintf(shim, sizeof shim, "/path/to/" SHIM_NAME);
+    return cli_usage_error(
+        "record",
+        "-o '%s': a trace name may not contain '%%'. carve record writes one trace, of the "
+        "command's own process. For one trace per process, run the command under the shim "
+        "yourself:\n  CARVE_TRACE='NAME.%%p.trace' LD_PRELOAD=%s COMMAND\n(the shim puts each "
+        "process's pid in place of %%p, and %%%% stands for '%%'; it writes plain text only, "
+        "gzip the files afterwards; see shim/README.md)",
+        output, shim);
 }
 
 int record_main(int argc, char **argv)
@@ -200,6 +251,8 @@ int record_main(int argc, char **argv)
             cli_option_value(argc, argv, &i, "-o", &value)) {
             if (value == NULL || value[0] == '\0')
                 return cli_usage_error("record", "-o needs a file name");
+            if (strchr(value, '%') != NULL)
+                return refuse_percent(value);
             output = value;
         } else if (arg[0] == '-') {
             return cli_usage_error("record", "unknown option '%s'", arg);
@@ -241,6 +294,15 @@ int record_main(int argc, char **argv)
     else
         snprintf(trace_path, sizeof trace_path, "%s", plain);
     free(abs);
+    /* -o has no '%', but the directory made absolute above may: the shim
+     * would expand it all the same. */
+    if (strchr(trace_path, '%') != NULL) {
+        fprintf(stderr,
+                "carve record: cannot record to %s: the shim reads '%%' in CARVE_TRACE as "
+                "%%p (the pid) or %%%%; give -o a path without '%%'\n",
+                trace_path);
+        return CLI_EXIT_FAILURE;
+    }
     unlink(trace_path); /* a trace left from an earlier run must not pass for this one's */
 
     char preload[PATH_MAX + 16], trace_env[2 * PATH_MAX + 16];
@@ -266,6 +328,19 @@ int record_main(int argc, char **argv)
                 "allocation, or it ignored LD_PRELOAD (a static or setuid program), or it "
                 "ended with _exit() before the shim wrote its buffer\n",
                 stat(trace_path, &st) != 0 ? "nothing" : "an empty file", trace_path, argv[i]);
+        unlink(trace_path);
+        return exit_status != 0 ? exit_status : CLI_EXIT_FAILURE;
+    }
+    if (!trace_has_calls(trace_path)) {
+        fprintf(stderr,
+                "carve record: no trace: the shim recorded no allocation call of '%s' (%s "
+                "holds only its header). The shim records the process it starts in and "
+                "nothing that process exec's, so a command that replaces itself with another "
+                "program (env, sh -c 'exec ...', a pyenv or rbenv shim, a wrapper script "
+                "ending in exec) leaves an empty trace: run the real program, e.g. carve "
+                "record -- /usr/bin/perl ... rather than carve record -- env perl ... (or, to "
+                "record every process, set CARVE_TRACE with %%p yourself: shim/README.md)\n",
+                argv[i], trace_path);
         unlink(trace_path);
         return exit_status != 0 ? exit_status : CLI_EXIT_FAILURE;
     }

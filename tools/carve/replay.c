@@ -52,11 +52,15 @@ typedef struct replay_options {
 /* Buffers                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Sized from the trace's need, not its floor: the need counts each aligned
+ * request with its alignment slack, without which a small block with a
+ * large alignment finds no room. */
 size_t replay_default_heap_size(const trace *t)
 {
-    uint64_t want = 2u * t->floor + (16u << 20);
-    if (want > (uint64_t)SIZE_MAX / 2u)
-        want = (uint64_t)SIZE_MAX / 2u;
+    const uint64_t limit = (uint64_t)SIZE_MAX / 2u;
+    uint64_t want = t->need > limit / 2u ? limit : 2u * t->need + (16u << 20);
+    if (want > limit)
+        want = limit;
     return ((size_t)want + 65535u) & ~(size_t)65535u;
 }
 
@@ -200,6 +204,14 @@ static int fits(const trace *t, unsigned char *buffer, size_t size, carve_policy
     return rc == 0 && o.failed_allocs == 0;
 }
 
+/* The largest heap --find-min tries before it gives up on a trace: 64 x
+ * (the need + 1 MiB), far above what any policy has needed. */
+static uint64_t find_min_ceiling(const trace *t)
+{
+    uint64_t base = t->need + (1u << 20);
+    return base > UINT64_MAX / 64u ? UINT64_MAX : 64u * base;
+}
+
 int replay_find_min(const trace *t, carve_policy policy, size_t start, replay_min *m, char *why,
                     size_t whylen)
 {
@@ -214,7 +226,7 @@ int replay_find_min(const trace *t, carve_policy policy, size_t start, replay_mi
     int ok;
     while ((ok = fits(t, buffer, hi, policy, why, whylen)) == 0) {
         m->probes++;
-        if (hi > SIZE_MAX / 4u || hi > (size_t)64u * (size_t)(t->floor + (1u << 20))) {
+        if (hi > SIZE_MAX / 4u || (uint64_t)hi > find_min_ceiling(t)) {
             snprintf(why, whylen, "the trace does not fit even in %zu bytes", hi);
             replay_buffer_unmap(buffer, cap);
             return -1;
@@ -383,6 +395,23 @@ static double time_peer(tool_peer *p, const char *path, unsigned runs, char *why
 /* Reports                                                                   */
 /* ------------------------------------------------------------------------ */
 
+static double ratio(uint64_t a, uint64_t b)
+{
+    return b ? (double)a / (double)b : 0.0;
+}
+
+/* a / b as "1.234" followed by unit, or "n/a" when b is 0: a ratio over a
+ * trace that never had a byte live (`a 1 0` asks for 0 bytes) means
+ * nothing, and 0.000x would read as a measurement. */
+static const char *format_ratio(char *buf, size_t len, uint64_t a, uint64_t b, const char *unit)
+{
+    if (b == 0)
+        snprintf(buf, len, "n/a");
+    else
+        snprintf(buf, len, "%.3f%s", ratio(a, b), unit);
+    return buf;
+}
+
 static void describe_trace(const trace *t)
 {
     char a[32], b[32], c[32];
@@ -394,16 +423,23 @@ static void describe_trace(const trace *t)
     if (t->threads > 1)
         printf("  %zu threads (%zu switches): replayed in one thread, in trace order\n", t->threads,
                t->thread_switches);
-    printf("  peak live %s (%llu B), at most %zu blocks live; aligned floor %s (%llu B, %.3fx peak "
+    char r[32];
+    printf("  peak live %s (%llu B), at most %zu blocks live; aligned floor %s (%llu B, %s peak "
            "live); %zu blocks never freed\n",
            cli_format_bytes(b, sizeof b, t->peak_live), (unsigned long long)t->peak_live,
            t->slot_count, cli_format_bytes(c, sizeof c, t->floor), (unsigned long long)t->floor,
-           t->peak_live ? (double)t->floor / (double)t->peak_live : 0.0, t->end_live);
-}
-
-static double ratio(uint64_t a, uint64_t b)
-{
-    return b ? (double)a / (double)b : 0.0;
+           format_ratio(r, sizeof r, t->floor, t->peak_live, "x"), t->end_live);
+    if (t->need > t->floor)
+        printf("  aligned requests: up to %s (%llu B) live counting each one's alignment slack "
+               "(size + alignment + 32 B); the default buffer and --find-min allow for it\n",
+               cli_format_bytes(a, sizeof a, t->need), (unsigned long long)t->need);
+    if (t->op_count == 0)
+        fprintf(stderr,
+                "carve replay: warning: %s holds no operations, only its header: there is "
+                "nothing to measure. A trace recorded from a command that exec'd another "
+                "program (env, sh -c 'exec ...', a pyenv shim) is empty this way: record the "
+                "real program\n",
+                t->path);
 }
 
 static void print_fragmentation(const frag_log *f, bool quiet)
@@ -472,7 +508,7 @@ static int replay_one(const replay_options *opt, const trace *t)
                              .progress_label = "replay"};
     replay_outcome o;
     carve_stats st;
-    char a[32], b[32];
+    char a[32], b[32], r1[32], r2[32];
     int status = CLI_EXIT_OK;
     int rc = replay_carve(t, buffer, size, opt->policy, &x, &o, &st);
     printf("  heap: %s in a %s buffer (%zu B, mmap'd; untouched pages cost nothing)\n",
@@ -486,13 +522,14 @@ static int replay_one(const replay_options *opt, const trace *t)
                o.ops_done);
         printf("  peak footprint %s (%zu B): the highest byte a live block reached, counted from "
                "the buffer's start (carve's control block included), i.e. the buffer this replay "
-               "needed at this size: %.3fx peak live, %.3fx aligned floor\n",
+               "needed at this size: %s peak live, %s aligned floor\n",
                cli_format_bytes(a, sizeof a, o.footprint), o.footprint,
-               ratio(o.footprint, t->peak_live), ratio(o.footprint, t->floor));
+               format_ratio(r1, sizeof r1, o.footprint, t->peak_live, "x"),
+               format_ratio(r2, sizeof r2, o.footprint, t->floor, "x"));
         printf("  peak used bytes %s (carve_get_stats: live blocks with their headers, run pages "
-               "whole): %.3fx peak live\n",
+               "whole): %s peak live\n",
                cli_format_bytes(b, sizeof b, st.peak_used_bytes),
-               ratio(st.peak_used_bytes, t->peak_live));
+               format_ratio(r1, sizeof r1, st.peak_used_bytes, t->peak_live, "x"));
         print_fragmentation(&f, opt->quiet);
         printf("  failed allocations %zu, compactions %llu\n", o.failed_allocs,
                (unsigned long long)st.compactions);
@@ -525,16 +562,17 @@ static int replay_one(const replay_options *opt, const trace *t)
 static int report_find_min(const replay_options *opt, const trace *t)
 {
     replay_min m;
-    char why[TRACE_ERROR_LEN], a[32];
+    char why[TRACE_ERROR_LEN], a[32], r1[32], r2[32];
     if (replay_find_min(t, opt->policy, opt->heap_size, &m, why, sizeof why) != 0) {
         fprintf(stderr, "carve replay: --find-min: %s\n", why);
         return CLI_EXIT_FAILURE;
     }
     double r = ratio(m.bytes, t->floor);
     printf("  smallest heap (%s): %s (%zu B; %zu B fails; bisection to within %zu B, %zu "
-           "replays): %.3fx peak live, %.3fx aligned floor\n",
+           "replays): %s peak live, %s aligned floor\n",
            cli_policy_name(opt->policy), cli_format_bytes(a, sizeof a, m.bytes), m.bytes, m.fails,
-           m.precision, m.probes, ratio(m.bytes, t->peak_live), r);
+           m.precision, m.probes, format_ratio(r1, sizeof r1, m.bytes, t->peak_live, "x"),
+           format_ratio(r2, sizeof r2, m.bytes, t->floor, "x"));
     if (opt->fail_above > 0 && r > opt->fail_above) {
         fprintf(stderr, "carve replay: %s: smallest heap / aligned floor = %.3f is above %.3f\n",
                 t->path, r, opt->fail_above);
@@ -637,7 +675,7 @@ static const compare_row *glibc_row(const compare_row *rows)
 static void print_compare_table(const trace *t, const compare_row *rows)
 {
     const compare_row *g = glibc_row(rows);
-    char a[32];
+    char a[32], r1[32], r2[32];
     printf("\n| allocator | ns/op | speed vs glibc | smallest heap | / peak live | / aligned floor "
            "|\n|---|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < ROWS; i++) {
@@ -652,8 +690,9 @@ static void print_compare_table(const trace *t, const compare_row *rows)
         else
             printf("- | ");
         if (r->is_carve && r->min.bytes)
-            printf("%s | %.3f | %.3f |\n", cli_format_bytes(a, sizeof a, r->min.bytes),
-                   ratio(r->min.bytes, t->peak_live), ratio(r->min.bytes, t->floor));
+            printf("%s | %s | %s |\n", cli_format_bytes(a, sizeof a, r->min.bytes),
+                   format_ratio(r1, sizeof r1, r->min.bytes, t->peak_live, ""),
+                   format_ratio(r2, sizeof r2, r->min.bytes, t->floor, ""));
         else
             printf("- | - | - |\n");
     }
@@ -752,7 +791,8 @@ void replay_help(FILE *out)
             "\n"
             "Options:\n"
             "  --policy NAME    good (GOOD_FIT, default), first (FIRST_FIT) or best (BEST_FIT)\n"
-            "  --heap-size N    the buffer's size (suffixes K, M, G); default 2 x floor + 16 MiB\n"
+            "  --heap-size N    the buffer's size (suffixes K, M, G); default 2 x floor + 16 MiB,\n"
+            "                   each aligned request's alignment + 32 B counted in the floor\n"
             "                   (not with --compare, whose replays use the default)\n"
             "  --find-min       also find the smallest heap in which the whole replay succeeds\n"
             "                   without a failed allocation, by bisection to within\n"
@@ -769,7 +809,7 @@ void replay_help(FILE *out)
             "  --runs N         timed replays per measurement after a warm-up (default %d)\n"
             "  --samples N      fragmentation sample points (default %d)\n"
             "  --fail-above R   exit 1 when the smallest heap of --policy over the floor is\n"
-            "                   above R (with --find-min or --compare; for tests)\n"
+            "                   above R (only with --find-min or --compare; for tests)\n"
             "  --quiet          no sample table, no progress\n"
             "  -h, --help       show this help\n"
             "\n"
@@ -854,6 +894,13 @@ static int parse_replay_options(int argc, char **argv, replay_options *opt)
         return cli_usage_error("replay", "which trace? (carve replay TRACE)");
     if (opt->trace_count > 1 && !opt->compare)
         return cli_usage_error("replay", "several traces only with --compare");
+    /* Options that would otherwise be ignored without a word. */
+    if (opt->compare && opt->heap_size != 0)
+        return cli_usage_error("replay", "--heap-size does not apply to --compare (its replays "
+                                         "search the smallest heap or use the default buffer)");
+    if (opt->fail_above > 0 && !opt->find_min && !opt->compare)
+        return cli_usage_error("replay", "--fail-above needs --find-min or --compare (it bounds "
+                                         "the smallest heap they find)");
     return CLI_EXIT_OK;
 }
 

@@ -23,7 +23,8 @@ typedef struct replay_carve_extras {
     const char *progress_label;
 } replay_carve_extras;
 
-/* The buffer a replay uses by default: 2 x the floor + 16 MiB, reserved
+/* The buffer a replay uses by default: 2 x the trace's need (the floor,
+ * each aligned request counted with its alignment slack) + 16 MiB, reserved
  * (MAP_NORESERVE): only the pages the heap touches cost memory. */
 size_t replay_default_heap_size(const trace *t);
 unsigned char *replay_buffer_map(size_t size); /* NULL with errno */
@@ -45,7 +46,8 @@ typedef struct replay_min {
 
 /* The smallest heap the whole trace replays in without a failed
  * allocation, by bisection between the floor (nothing fits below) and
- * start (0: the default size; doubled until it fits).  0, or -1 with why. */
+ * start (0: the default size; doubled until it fits, up to 64 x the need
+ * + 1 MiB).  0, or -1 with why. */
 int replay_find_min(const trace *t, carve_policy policy, size_t start, replay_min *m, char *why,
                     size_t whylen);
 

@@ -134,9 +134,10 @@ typedef struct parser {
     size_t free_slot_count, free_slot_cap;
     uint64_t *slot_aligned; /* the aligned size of each live slot's block */
     uint64_t *slot_size;    /* its requested size */
+    uint64_t *slot_need;    /* its trace_need() */
     size_t slot_cap;
     size_t op_cap;
-    uint64_t live, live_aligned;
+    uint64_t live, live_aligned, live_need;
     uint64_t *threads;
     size_t thread_cap;
     uint64_t current_thread;
@@ -265,22 +266,29 @@ static int push_op(parser *p, trace_op_kind kind, uint32_t slot, uint64_t size, 
     return 0;
 }
 
-static void account(parser *p, uint32_t slot, uint64_t size)
+/* align_log2: the block's alignment (0 but for an aligned request; a
+ * realloc does not keep it). */
+static void account(parser *p, uint32_t slot, uint64_t size, unsigned align_log2)
 {
     p->slot_size[slot] = size;
     p->slot_aligned[slot] = trace_aligned(size);
+    p->slot_need[slot] = trace_need(size, align_log2);
     p->live += size;
     p->live_aligned += p->slot_aligned[slot];
+    p->live_need += p->slot_need[slot];
     if (p->live > p->t->peak_live)
         p->t->peak_live = p->live;
     if (p->live_aligned > p->t->floor)
         p->t->floor = p->live_aligned;
+    if (p->live_need > p->t->need)
+        p->t->need = p->live_need;
 }
 
 static void unaccount(parser *p, uint32_t slot)
 {
     p->live -= p->slot_size[slot];
     p->live_aligned -= p->slot_aligned[slot];
+    p->live_need -= p->slot_need[slot];
 }
 
 /* A new live block named id; its slot in *slot. */
@@ -299,6 +307,9 @@ static int new_block(parser *p, uint64_t id, uint32_t *slot)
             return fail(p, "out of memory");
         cap = p->slot_cap;
         if (grow((void **)&p->slot_aligned, &cap, n + 1u, sizeof *p->slot_aligned) != 0)
+            return fail(p, "out of memory");
+        cap = p->slot_cap;
+        if (grow((void **)&p->slot_need, &cap, n + 1u, sizeof *p->slot_need) != 0)
             return fail(p, "out of memory");
         p->slot_cap = cap;
         *slot = (uint32_t)n;
@@ -338,7 +349,7 @@ static int line_malloc(parser *p, const char *c)
     if (parse_number(p, &c, "id", &id) != 0 || parse_size(p, &c, &size) != 0 ||
         expect_end(p, c) != 0 || new_block(p, id, &slot) != 0)
         return -1;
-    account(p, slot, size);
+    account(p, slot, size, 0);
     return push_op(p, TRACE_MALLOC, slot, size, 0);
 }
 
@@ -349,12 +360,17 @@ static int line_calloc(parser *p, const char *c)
     if (parse_number(p, &c, "id", &id) != 0 || parse_number(p, &c, "count", &count) != 0 ||
         parse_size(p, &c, &size) != 0 || expect_end(p, c) != 0)
         return -1;
-    if (count != 0 && size > ((uint64_t)SIZE_MAX / 2u) / count)
+    if (count != 0 && size > UINT64_MAX / count)
         return fail(p, "calloc(%llu, %llu): the product overflows", (unsigned long long)count,
                     (unsigned long long)size);
+    uint64_t product = count * size;
+    if (product > (uint64_t)SIZE_MAX / 2u)
+        return fail(p, "calloc(%llu, %llu): size %llu is larger than this machine can allocate",
+                    (unsigned long long)count, (unsigned long long)size,
+                    (unsigned long long)product);
     if (new_block(p, id, &slot) != 0)
         return -1;
-    account(p, slot, count * size);
+    account(p, slot, count * size, 0);
     return push_op(p, TRACE_CALLOC, slot, count * size, 0);
 }
 
@@ -375,7 +391,7 @@ static int line_aligned(parser *p, const char *c)
         log2++;
     if (new_block(p, id, &slot) != 0)
         return -1;
-    account(p, slot, size);
+    account(p, slot, size, log2);
     return push_op(p, TRACE_ALIGNED, slot, size, log2);
 }
 
@@ -397,7 +413,7 @@ static int line_realloc(parser *p, const char *c)
             return fail(p, "out of memory");
     }
     unaccount(p, slot);
-    account(p, slot, size);
+    account(p, slot, size, 0);
     return push_op(p, TRACE_REALLOC, slot, size, 0);
 }
 
@@ -441,6 +457,8 @@ static int note_thread(parser *p, uint64_t thread)
     return 0;
 }
 
+/* The header is exactly "# carve-trace VERSION": the format names that line
+ * and nothing else, so trailing text is refused rather than ignored. */
 static int check_header(parser *p, const char *line)
 {
     static const char magic[] = "# carve-trace ";
@@ -449,25 +467,36 @@ static int check_header(parser *p, const char *line)
                        "carve trace?)");
     const char *c = line + sizeof magic - 1u;
     uint64_t version = 0;
-    if (parse_number(p, &c, "format version", &version) != 0 || expect_end(p, c) != 0)
+    if (parse_number(p, &c, "format version", &version) != 0)
         return -1;
     if (version != 1)
         return fail(p, "unsupported format version %llu (this reader knows version 1)",
                     (unsigned long long)version);
+    if (strcmp(line, "# carve-trace 1") != 0)
+        return fail(p, "bad header '%.40s': the first line must be exactly '# carve-trace 1'",
+                    line);
     return 0;
 }
 
 static int parse_line(parser *p, char *line)
 {
     size_t len = strlen(line);
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+    if (len > 0 && line[len - 1] == '\n')
         line[--len] = '\0';
+    /* Lines end in LF alone (the recorder never writes a CR); a CR is the
+     * sign of a file converted to DOS line endings, which is named rather
+     * than reported as a bad field. */
+    if (len > 0 && line[len - 1] == '\r')
+        return fail(p, "the line ends in CR LF (DOS line endings); traces use LF only "
+                       "(convert with dos2unix or tr -d '\\r')");
     if (p->line == 1)
         return check_header(p, line);
     const char *s = skip_blanks(line);
     if (*s == '#' || *s == '\0')
         return 0; /* a comment, or an empty line: no call */
-    if (s[1] != ' ' && s[1] != '\t')
+    /* An operation letter alone ("t") goes on to its parser, which reports
+     * the missing field. */
+    if (s[1] != ' ' && s[1] != '\t' && s[1] != '\0')
         return fail(p, "unknown operation '%.*s' (expected a, c, m, r, f or t)",
                     (int)strcspn(s, " \t") > 40 ? 40 : (int)strcspn(s, " \t"), s);
     switch (s[0]) {
@@ -516,6 +545,7 @@ static void parser_release(parser *p)
     free(p->free_slots);
     free(p->slot_size);
     free(p->slot_aligned);
+    free(p->slot_need);
     free(p->threads);
 }
 

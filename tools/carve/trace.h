@@ -42,6 +42,7 @@ typedef struct trace {
     size_t lines_read;
     uint64_t peak_live;  /* the most requested bytes live at once */
     uint64_t floor;      /* the most bytes live at once, each request rounded up to 16 */
+    uint64_t need;       /* the floor with each block counted as trace_need() (>= floor) */
     size_t end_live;     /* blocks still live at the end (never freed) */
     int compressed;      /* 1 when the file was gzip-compressed */
     uint64_t file_bytes; /* bytes read from the file (compressed size for gzip) */
@@ -69,6 +70,22 @@ static inline uint64_t trace_aligned(uint64_t size)
 {
     uint64_t s = size == 0 ? 1u : size;
     return (s + 15u) & ~(uint64_t)15u;
+}
+
+/* Bytes an aligned request asks of a heap beyond its size: carve serves an
+ * alignment above 16 from a free block of size + alignment + 32 bytes
+ * (include/carve.h, carve_get_stats), so a heap sized from the floor alone
+ * may have no room for it (an `m` line of 16 bytes aligned to 32 MiB). */
+static inline uint64_t trace_alignment_slack(unsigned align_log2)
+{
+    return align_log2 > 4u ? ((uint64_t)1 << align_log2) + 32u : 0u;
+}
+
+/* What a block may take from a heap while it is placed: its aligned size
+ * plus its alignment slack.  A trace's `need` is the peak of these sums. */
+static inline uint64_t trace_need(uint64_t size, unsigned align_log2)
+{
+    return trace_aligned(size) + trace_alignment_slack(align_log2);
 }
 
 #endif /* CARVE_TOOL_TRACE_H */
