@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef CARVE_TOOL_HAVE_ZLIB
 #include <zlib.h>
@@ -604,6 +605,19 @@ static int read_lines(parser *p, gzFile gz)
     return rc;
 }
 
+/* Whether this machine's memory could hold the trace's live blocks at their
+ * peak (its aligned floor): every replay writes a pattern into each block,
+ * so a trace beyond that would push the machine into swap or the OOM
+ * killer instead of failing.  True when the memory size is unknown. */
+static bool floor_fits_memory(const trace *t, uint64_t *memory)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return true;
+    *memory = (uint64_t)pages * (uint64_t)page;
+    return t->floor <= *memory;
+}
+
 int trace_load(const char *path, trace *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
@@ -647,6 +661,15 @@ int trace_load(const char *path, trace *t, char *err, size_t errlen)
     if (rc != 0) {
         if (err[0] == '\0')
             snprintf(err, errlen, "%s: out of memory", path);
+        trace_free(t);
+        return -1;
+    }
+    uint64_t memory = 0;
+    if (!floor_fits_memory(t, &memory)) {
+        snprintf(err, errlen,
+                 "%s: its live blocks reach %llu bytes at their peak, more than this machine's "
+                 "%llu bytes of memory; a replay writes into every block, so it cannot run here",
+                 path, (unsigned long long)t->floor, (unsigned long long)memory);
         trace_free(t);
         return -1;
     }
