@@ -341,6 +341,21 @@ static bool expand_path(char *out, size_t cap)
     return true;
 }
 
+/* Whether g_path holds a "%p" that expand_path replaces (not one that
+ * follows an escaped "%%"). */
+static bool path_has_pid(void)
+{
+    for (const char *s = g_path; *s; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            return true;
+        }
+        if (s[0] == '%' && s[1] == '%') {
+            s++;
+        }
+    }
+    return false;
+}
+
 static bool open_trace(void)
 {
     char path[PATH_MAX_BYTES + 64];
@@ -422,7 +437,7 @@ void trace_init(uintptr_t base)
     }
     memcpy(g_path, value, len + 1u);
     g_base = base;
-    g_per_pid = strstr(g_path, "%p") != NULL;
+    g_per_pid = path_has_pid();
     if (!g_per_pid) {
         /* Only this process writes the file: the programs it runs find
          * CARVE_TRACE empty (the string is the environment's own, on the

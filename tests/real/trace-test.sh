@@ -43,4 +43,12 @@ for f in "$work"/pp/*; do
     fi
 done
 ((mt_traces == 2)) || fail "expected a trace from each of the 2 children, found $mt_traces (of $n files)"
+
+echo "== an escaped %%p is a literal %p: only the first process writes"
+mkdir "$work/esc"
+CARVE_TRACE=$work/esc/t.%%p.trace LD_PRELOAD=$shim /bin/sh -c \
+    "\"$mt\" 500 >/dev/null; \"$mt\" 500 >/dev/null" >/dev/null
+[[ $(find "$work/esc" -type f | wc -l) -eq 1 ]] || fail "more than one trace file for %%p"
+[[ -f $work/esc/t.%p.trace ]] || fail "no trace named t.%p.trace"
+grep -q '^# command: /bin/sh -c' "$work/esc/t.%p.trace" || fail "the trace is not the parent's"
 echo "trace-test: ok"
