@@ -197,7 +197,10 @@ bool gcache_empty(carve_heap *h)
     r->blocks = 0;
     r->bytes = 0;
     record_release(h);
-    return any;
+    /* The record's own block came back too: a record can outlive its last
+     * block (a take empties it), and its bytes may be what a failing
+     * allocation needs, so releasing it counts as something coming back. */
+    return any || h->gcache == 0;
 }
 
 bool gcache_return(carve_heap *h, ref b, hword w)

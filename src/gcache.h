@@ -79,7 +79,8 @@ bool gcache_put(carve_heap *h, ref b, hword w);
 void gcache_shed(carve_heap *h);
 
 /* Hands every cached block back to the index and releases the record; true
- * if anything came back.  O(cached blocks). */
+ * if anything came back (a cached block, or the record's own block, which
+ * can outlive the last cached block).  O(cached blocks). */
 bool gcache_empty(carve_heap *h);
 
 /* Hands cached block b (header w) back to the index on its own, so that a
