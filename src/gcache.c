@@ -197,9 +197,8 @@ bool gcache_empty(carve_heap *h)
     r->blocks = 0;
     r->bytes = 0;
     record_release(h);
-    /* The record's own block came back too: a record can outlive its last
-     * block (a take empties it), and its bytes may be what a failing
-     * allocation needs, so releasing it counts as something coming back. */
+    /* The record's own block came back too (it may have held no block, see
+     * gcache.h), and its bytes may be what a failing allocation needs. */
     return any || h->gcache == 0;
 }
 

@@ -26,8 +26,11 @@
  *     the entry records (so an allocation picks a block by reading the
  *     record alone, and then reads that one block's header, to check it).
  *   - The record is the payload of one KIND_TABLE block at h->gcache, made
- *     on the first free that caches and released whenever the cache empties
- *     completely; h->gcache is 0 otherwise.
+ *     on the first free that caches, or 0.  Handing blocks back (shedding,
+ *     emptying, a neighbour's return) releases it with the last block; a
+ *     take that empties it keeps it, since the next free that caches would
+ *     make it again at once.  So a record may hold no block, and its own
+ *     block is then all that emptying the cache gives back.
  *   - A cached block counts as freed (not in live_blocks; in frees) and is
  *     not in used_public; it is in used_bytes until it goes back to the
  *     index.  So statistics read as if it were free, and those that must be
@@ -79,8 +82,8 @@ bool gcache_put(carve_heap *h, ref b, hword w);
 void gcache_shed(carve_heap *h);
 
 /* Hands every cached block back to the index and releases the record; true
- * if anything came back (a cached block, or the record's own block, which
- * can outlive the last cached block).  O(cached blocks). */
+ * if anything came back (a cached block, or the record's own block: see
+ * the invariants).  O(cached blocks). */
 bool gcache_empty(carve_heap *h);
 
 /* Hands cached block b (header w) back to the index on its own, so that a

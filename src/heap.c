@@ -910,13 +910,13 @@ CARVE_INLINE int locate_live(const carve_heap *h, const void *p, ref *bo, hword 
          * only the chain can tell which. */
         return block_is_boundary(h, b) == 0 ? CARVE_ERR_NOT_OWNED : CARVE_ERR_CORRUPT;
     }
-    /* Cached and quarantined blocks were freed by the user (a quarantined
-     * one then failed its poison check): a free of one is a second free. */
-    if (hdr_is_free(w) || hdr_kind(w) == KIND_CACHED || hdr_kind(w) == KIND_QUARANTINE) {
-        return CARVE_ERR_DOUBLE_FREE;
-    }
-    if (hdr_kind(w) != KIND_RAW) {
-        return CARVE_ERR_NOT_OWNED;
+    /* Every free tests only "live and raw"; the rest says why not.  Free,
+     * cached and quarantined blocks were freed by the user (a quarantined
+     * one then failed its poison check), so a free of one is a second free;
+     * any other kind is not a raw block of the user's. */
+    if (CARVE_UNLIKELY(hdr_is_free(w) || hdr_kind(w) != KIND_RAW)) {
+        bool freed = hdr_is_free(w) || hdr_kind(w) == KIND_CACHED || hdr_kind(w) == KIND_QUARANTINE;
+        return freed ? CARVE_ERR_DOUBLE_FREE : CARVE_ERR_NOT_OWNED;
     }
     *bo = b;
     *wo = w;
