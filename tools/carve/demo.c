@@ -1233,6 +1233,9 @@ static int parse_demo_options(int argc, char **argv, demo_options *opt)
         } else if (cli_option_value(argc, argv, &i, "--map", &value)) {
             if (value == NULL || value[0] == '\0')
                 return cli_usage_error("demo", "--map needs a file name (.svg or .png)");
+            if (!map_path_supported(value))
+                return cli_usage_error(
+                    "demo", "--map %s: the picture is SVG or PNG; name a .svg or .png file", value);
             opt->map_path = value;
         } else if (cli_option_value(argc, argv, &i, "--policy", &value)) {
             if (value == NULL)

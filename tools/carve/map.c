@@ -398,6 +398,12 @@ static bool has_suffix(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+bool map_path_supported(const char *path)
+{
+    return has_suffix(path, ".svg") || has_suffix(path, ".SVG") || has_suffix(path, ".png") ||
+           has_suffix(path, ".PNG");
+}
+
 bool map_canvas_write(const map_canvas *c, const char *path, const map_layout *l, char *why,
                       size_t whylen)
 {
@@ -454,7 +460,8 @@ void map_help(FILE *out)
             "and fails (write a .svg instead).\n"
             "\n"
             "Options:\n"
-            "  -o, --output FILE  the picture (.svg, or .png through a converter); required\n"
+            "  -o, --output FILE  the picture: a .svg, or a .png through a converter;\n"
+            "                     required\n"
             "  --policy NAME      good (default), first or best\n"
             "  --heap-size N      the buffer's size; the picture then shows the whole heap.\n"
             "                     Default: a large buffer, and the picture shows addresses up\n"
@@ -496,6 +503,9 @@ static int parse_map_options(int argc, char **argv, map_options *o)
             cli_option_value(argc, argv, &i, "--output", &value)) {
             if (value == NULL || value[0] == '\0')
                 return cli_usage_error("map", "-o needs a file name");
+            if (!map_path_supported(value))
+                return cli_usage_error(
+                    "map", "-o %s: the picture is SVG or PNG; name a .svg or .png file", value);
             o->output = value;
         } else if (cli_option_value(argc, argv, &i, "--policy", &value)) {
             if (value == NULL || !cli_parse_policy(value, &o->policy))

@@ -31,6 +31,11 @@ map_canvas *map_canvas_new(size_t span, size_t max_columns, unsigned rows);
  * False when the canvas is full or the walk reports corruption. */
 bool map_canvas_sample(map_canvas *c, carve_heap *h, double x);
 
+/* Whether path names a picture map_canvas_write can make: it ends in .svg
+ * or .png (either case).  The commands refuse any other name before doing
+ * any work, rather than write SVG into, say, a .txt file. */
+bool map_path_supported(const char *path);
+
 /* Writes the picture to path: SVG, or PNG when path ends in .png (through
  * a converter; false with the reason in why when none is installed).
  * False with why on any error. */
