@@ -91,7 +91,9 @@ static void usage(FILE *f)
           "  --quick        small operation counts: a smoke test of a few seconds\n"
           "  --out FILE     write the Markdown there (default for a full run:\n"
           "                 " CARVE_BENCH_RESULTS_FILE ";\n"
-          "                 --quick and --only runs write no file unless --out is given)\n"
+          "                 --quick and --only runs write no file unless --out is given;\n"
+          "                 a full run's trace tables go beside it, to FILE-traces.md, or\n"
+          "                 to bench/results/traces.md with the default)\n"
           "  --cpu N        pin to CPU N (default: the highest CPU allowed)\n"
           "  --no-pin       do not pin\n"
           "  --callgrind    instead: instructions per operation on W1 and W2 under\n"
@@ -1087,8 +1089,16 @@ int main(int argc, char **argv)
         }
     }
     free(text);
-    if (!quick && !partial && bench_replay_traces(bench_quiet) != 0)
-        rc = 1; /* the sample traces on every allocator: bench/results/traces.md */
+    /* The sample traces on every allocator: a full run has p.s.out set. */
+    char traces[PATH_MAX];
+    if (!quick && !partial) {
+        if (!bench_traces_path(p.s.out, traces, sizeof traces)) {
+            note("carve-bench: --out %s: the name is too long for the traces' file", p.s.out);
+            rc = 1;
+        } else if (bench_replay_traces(bench_quiet, traces) != 0) {
+            rc = 1;
+        }
+    }
     note("carve-bench: total wall time %.1f s", p.wall_seconds);
     if (plan_insane(&p) != 0)
         rc = 3;

@@ -29,6 +29,9 @@
 #ifndef CARVE_BENCH_SOURCE_DIR
 #define CARVE_BENCH_SOURCE_DIR "."
 #endif
+#ifndef CARVE_BENCH_RESULTS_FILE
+#define CARVE_BENCH_RESULTS_FILE "bench/results/latest.md"
+#endif
 #ifndef CARVE_BENCH_TRACES_FILE
 #define CARVE_BENCH_TRACES_FILE "bench/results/traces.md"
 #endif
@@ -68,7 +71,20 @@ static void utc_now(char *buf, size_t len)
         snprintf(buf, len, "unknown time");
 }
 
-int bench_replay_traces(int quiet)
+int bench_traces_path(const char *results, char *buf, size_t len)
+{
+    size_t n = results != NULL ? strlen(results) : 0;
+    int w;
+    if (results == NULL || strcmp(results, CARVE_BENCH_RESULTS_FILE) == 0)
+        w = snprintf(buf, len, "%s", CARVE_BENCH_TRACES_FILE);
+    else if (n >= 3 && strcmp(results + n - 3, ".md") == 0)
+        w = snprintf(buf, len, "%.*s-traces.md", (int)(n - 3), results);
+    else
+        w = snprintf(buf, len, "%s-traces.md", results);
+    return w > 0 && (size_t)w < len;
+}
+
+int bench_replay_traces(int quiet, const char *path)
 {
     const char *tool = CARVE_BENCH_TOOL;
     if (tool[0] == '\0' || access(tool, X_OK) != 0) {
@@ -133,13 +149,12 @@ int bench_replay_traces(int quiet)
         result = 1;
     }
     if (text != NULL && text_len > 0) {
-        FILE *f = fopen(CARVE_BENCH_TRACES_FILE, "w");
+        FILE *f = fopen(path, "w");
         if (f == NULL || fwrite(text, 1, text_len, f) != text_len || fclose(f) != 0) {
-            fprintf(stderr, "carve-bench: cannot write " CARVE_BENCH_TRACES_FILE ": %s\n",
-                    strerror(errno));
+            fprintf(stderr, "carve-bench: cannot write %s: %s\n", path, strerror(errno));
             result = 1;
         } else if (!quiet) {
-            fprintf(stderr, "carve-bench: traces: written to " CARVE_BENCH_TRACES_FILE "\n");
+            fprintf(stderr, "carve-bench: traces: written to %s\n", path);
         }
     }
     free(text);
