@@ -107,6 +107,9 @@ void format_count(uint64_t n, char *out, size_t len);
 /* Renders the results of a finished plan as Markdown. */
 void report_write(const plan *p, FILE *f);
 
+/* The median of vals[0..n) (n > 0), which it sorts. */
+double values_median(double *vals, size_t n);
+
 /* Median of the ok runs' v[k] (latency converted to ns net of the timer);
  * returns 0 when no run succeeded. */
 int cell_median(const plan *p, const cell *c, int k, double *out);

@@ -66,6 +66,12 @@ static double ticks_to_net_ns(const plan *p, double ticks)
     return p->m.ticks_per_ns > 0 ? net / p->m.ticks_per_ns : net;
 }
 
+double values_median(double *vals, size_t n)
+{
+    qsort(vals, n, sizeof *vals, compare_doubles);
+    return n % 2 ? vals[n / 2] : (vals[n / 2 - 1] + vals[n / 2]) / 2.0;
+}
+
 /* The ok runs' v[k], sorted; returns how many. */
 static size_t cell_values(const plan *p, const cell *c, int k, double *vals)
 {
@@ -90,7 +96,7 @@ int cell_median(const plan *p, const cell *c, int k, double *out)
     size_t n = cell_values(p, c, k, vals);
     if (n == 0)
         return 0;
-    *out = n % 2 ? vals[n / 2] : (vals[n / 2 - 1] + vals[n / 2]) / 2.0;
+    *out = values_median(vals, n);
     return 1;
 }
 

@@ -493,13 +493,7 @@ static int thr_run_median(const cell *c, unsigned run, double *out)
             vals[n++] = c->runs[k].v[0];
     if (n == 0)
         return 0;
-    for (unsigned i = 1; i < n; i++) /* insertion sort: at most THR_REPEATS values */
-        for (unsigned k = i; k > 0 && vals[k - 1] > vals[k]; k--) {
-            double t = vals[k];
-            vals[k] = vals[k - 1];
-            vals[k - 1] = t;
-        }
-    *out = n % 2 ? vals[n / 2] : (vals[n / 2 - 1] + vals[n / 2]) / 2.0;
+    *out = values_median(vals, n);
     return 1;
 }
 

@@ -926,10 +926,10 @@ CARVE_INLINE int locate_live(const carve_heap *h, const void *p, ref *bo, hword 
 /* ---- freeing -------------------------------------------------------------------- */
 
 /* What freeing live block b reads of its neighbours: the free block before
- * it (p, header pw; p is 0 when b's predecessor is live) and the header nw
- * of the block after it. */
+ * it (p, header pw; p is 0 when b's predecessor is live) and the block
+ * after it (n, header nw). */
 struct release_view {
-    ref p;
+    ref p, n;
     hword pw, nw;
 };
 
@@ -940,6 +940,7 @@ static bool release_view_read(const carve_heap *h, ref b, hword w, struct releas
 {
     ref n = block_next(b, hdr_granules(w));
     v->p = 0;
+    v->n = n;
     v->pw = 0;
     if (!block_read_placed(h, n, &v->nw)) {
         return false;
@@ -962,12 +963,11 @@ bool heap_release_would_succeed(const carve_heap *h, ref b, hword w)
 int heap_release_block(carve_heap *h, ref b, hword w)
 {
     uint64_t g = hdr_granules(w);
-    ref n = block_next(b, g);
     struct release_view v;
     if (!release_view_read(h, b, w, &v)) {
         return CARVE_ERR_CORRUPT;
     }
-    ref p = v.p;
+    ref p = v.p, n = v.n;
     hword pw = v.pw, nw = v.nw;
     bool next_free = hdr_is_free(nw);
     /* Validated; from here on nothing fails. */

@@ -371,8 +371,8 @@ static int line_calloc(parser *p, const char *c)
                     (unsigned long long)product);
     if (new_block(p, id, &slot) != 0)
         return -1;
-    account(p, slot, count * size, 0);
-    return push_op(p, TRACE_CALLOC, slot, count * size, 0);
+    account(p, slot, product, 0);
+    return push_op(p, TRACE_CALLOC, slot, product, 0);
 }
 
 static int line_aligned(parser *p, const char *c)
