@@ -418,7 +418,10 @@ carve_handle carve_halloc(carve_heap *h, size_t size);
 void *carve_pin(carve_heap *h, carve_handle hd);
 
 /* Ends one pin.  CARVE_OK; CARVE_ERR_INVALID when the block is not pinned
- * (or h is NULL); CARVE_ERR_NOT_OWNED for a bad or stale handle.  O(1). */
+ * (or h is NULL); CARVE_ERR_NOT_OWNED for a bad or stale handle;
+ * CARVE_ERR_CORRUPT when there is no pin to end and the handle's block
+ * fails its header check (an unpin that ends a pin reads the entry only,
+ * as carve_pin does).  O(1). */
 int carve_unpin(carve_heap *h, carve_handle hd);
 
 /* Frees the block and retires the handle.  CARVE_OK; CARVE_ERR_PINNED when
@@ -439,7 +442,7 @@ int carve_hfree(carve_heap *h, carve_handle hd);
 int carve_hresize(carve_heap *h, carve_handle hd, size_t size);
 
 /* The usable size of the handle's block (>= what was asked), or 0 for a bad
- * or stale handle.  O(1). */
+ * or stale handle, or when the block's header fails its check.  O(1). */
 size_t carve_hsize(carve_heap *h, carve_handle hd);
 
 /* Moves unpinned handle blocks toward the start of the heap, each into the
@@ -459,7 +462,10 @@ size_t carve_hsize(carve_heap *h, carve_handle hd);
  * budget is passed over: only a call with a larger budget moves it.
  * Counted in the compactions and bytes_moved statistics.  0 when h is
  * NULL, and 0 only when no block a call with this budget could move is
- * left.
+ * left.  Damage stops it: at a header that fails its check, or a move
+ * whose neighbourhood does (the block after it, the free block it would
+ * take), it returns what it moved so far and changes nothing there;
+ * carve_check reports the damage.
  * Complexity: O(blocks visited + bytes moved). */
 size_t carve_compact(carve_heap *h, size_t max_bytes_moved);
 

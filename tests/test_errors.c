@@ -325,6 +325,19 @@ static void test_free_overrun_into_neighbour(void **state)
     }
 }
 
+/* Three 200-byte blocks in a row: the first in *a (usable size *us), and
+ * the header of the second, which follows it, returned. */
+static unsigned char *row_header_after(carve_heap *h, unsigned char **a, size_t *us)
+{
+    unsigned char *row[3];
+    uh_alloc_row(h, 200, row);
+    *a = row[0];
+    *us = carve_usable_size(h, row[0]);
+    unsigned char *hdr = row[1] - CARVE_BLOCK_OVERHEAD;
+    assert_true(row[0] + *us <= hdr); /* the second block's header follows the first */
+    return hdr;
+}
+
 /* A realloc that has to move a block whose neighbour's header was
  * overwritten: the move would free the block last, and that free would
  * fail its check, so the damage is reported first (NULL, EIO) and nothing
@@ -336,12 +349,9 @@ static void test_realloc_move_next_to_damage(void **state)
     for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
         uh u;
         carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS);
-        unsigned char *row[3];
-        uh_alloc_row(h, 200, row);
-        unsigned char *a = row[0], *b = row[1];
-        size_t us = carve_usable_size(h, a);
-        unsigned char *hdr = b - CARVE_BLOCK_OVERHEAD;
-        assert_true(a + us <= hdr); /* b's header follows a */
+        unsigned char *a;
+        size_t us;
+        unsigned char *hdr = row_header_after(h, &a, &us);
         tu_fill(a, 13, us);
         unsigned char saved[CARVE_BLOCK_OVERHEAD];
         uh_damage_header(hdr, saved, 3);
@@ -358,6 +368,43 @@ static void test_realloc_move_next_to_damage(void **state)
         assert_true(q != a);
         assert_int_equal(tu_verify(q, 13, us), us);
         ASSERT_STATUS(carve_free(h, q), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
+/* An allocation that takes a free block whole (too little would be left to
+ * split off) must clear the PREV_FREE bit of the block after it, so it
+ * reads that header first.  When a stray write has damaged it, the
+ * allocation fails with EIO, leaves the free block where it was and
+ * changes nothing else; once the header is mended the same request gets
+ * the same block. */
+static void test_alloc_whole_block_next_to_damage(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS);
+        unsigned char *a;
+        size_t us;
+        unsigned char *hdr = row_header_after(h, &a, &us);
+        ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+        /* Every size that takes a's block whole, not just its own: a
+         * request a granule smaller leaves too little to split off. */
+        for (size_t size = us - 15u; size <= us; size += 15u) {
+            unsigned char saved[CARVE_BLOCK_OVERHEAD];
+            uh_damage_header(hdr, saved, 5);
+            carve_stats before = uh_stats(h);
+            ASSERT_NULL_ERRNO(carve_alloc(h, size), EIO);
+            carve_stats after = uh_stats(h);
+            ASSERT_STATS_SAME_BUT_FAILED(before, after);
+            ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+            memcpy(hdr, saved, sizeof saved);
+            ASSERT_STATUS(carve_check(h), CARVE_OK);
+            unsigned char *p = carve_alloc(h, size);
+            assert_ptr_equal(p, a); /* the block stayed in the index */
+            ASSERT_STATUS(carve_free(h, p), CARVE_OK);
+        }
         ASSERT_HEAP_SANE(h);
         uh_destroy(&u);
     }
@@ -785,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_every_header_bit_checked),
         cmocka_unit_test(test_free_overrun_into_neighbour),
         cmocka_unit_test(test_realloc_move_next_to_damage),
+        cmocka_unit_test(test_alloc_whole_block_next_to_damage),
         cmocka_unit_test(test_free_block_header_overwritten),
         cmocka_unit_test(test_free_list_links_overwritten),
         cmocka_unit_test(test_check_control_block),

@@ -1340,6 +1340,97 @@ static void test_hresize_move_next_to_damage(void **state)
     }
 }
 
+/* A stray write into a handle block's own header: every call that reads
+ * the header reports it (hfree, hresize either way, hsize, an unpin that
+ * has no pin to end, compaction) and changes nothing; a pin reads only the
+ * entry (as the header documents) and still works, and so does ending it.
+ * Once the header is mended every call works again. */
+static void test_handle_block_header_damaged(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        for (size_t fi = 0; fi < NFLAGS; fi++) {
+            uh u;
+            carve_heap *h = make_heap(&u, HEAP_SIZE, uh_policies[pi], flag_sets[fi], 16, 0);
+            carve_handle gap = carve_halloc(h, 500);
+            carve_handle hd = carve_halloc(h, 300);
+            assert_true(gap != 0 && hd != 0);
+            ASSERT_STATUS(carve_hfree(h, gap), CARVE_OK); /* room to slide into */
+            unsigned char *p = where(h, &u.r, hd);
+            size_t us = carve_hsize(h, hd);
+            tu_fill(p, 41, us);
+            unsigned char *hdr = p - CARVE_BLOCK_OVERHEAD;
+            unsigned char saved[CARVE_BLOCK_OVERHEAD];
+            uh_damage_header(hdr, saved, 1);
+            carve_stats before = uh_stats(h);
+            ASSERT_STATUS(carve_hfree(h, hd), CARVE_ERR_CORRUPT);
+            ASSERT_STATUS(carve_hresize(h, hd, 5000), CARVE_ERR_CORRUPT);
+            ASSERT_STATUS(carve_hresize(h, hd, 16), CARVE_ERR_CORRUPT);
+            assert_int_equal(carve_hsize(h, hd), 0);
+            ASSERT_STATUS(carve_unpin(h, hd), CARVE_ERR_CORRUPT);
+            assert_ptr_equal(carve_pin(h, hd), p);
+            ASSERT_STATUS(carve_unpin(h, hd), CARVE_OK);
+            assert_int_equal(carve_compact(h, SIZE_MAX), 0);
+            ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+            carve_stats after = uh_stats(h);
+            ASSERT_STATS_SAME(before, after);
+            assert_int_equal(tu_verify(p, 41, us), us);
+            memcpy(hdr, saved, sizeof saved);
+            ASSERT_STATUS(carve_check(h), CARVE_OK);
+            assert_int_equal(carve_hsize(h, hd), us);
+            assert_true(carve_compact(h, SIZE_MAX) > 0); /* now it slides down */
+            unsigned char *np = where(h, &u.r, hd);
+            assert_true(np < p);
+            assert_int_equal(tu_verify(np, 41, us), us);
+            ASSERT_STATUS(carve_hfree(h, hd), CARVE_OK);
+            ASSERT_HEAP_SANE(h);
+            uh_destroy(&u);
+        }
+    }
+}
+
+/* Compaction next to damage: sliding a handle block down rewrites the
+ * PREV_FREE bit of the block after it, so when that header was overwritten
+ * the slide is refused and nothing moves (the block, its contents, the
+ * stats); once it is mended the same call slides the block. */
+static void test_compact_next_to_damage(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = make_heap(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS, 16, 0);
+        carve_handle gap = carve_halloc(h, 500);
+        carve_handle hd = carve_halloc(h, 300);
+        unsigned char *raw = carve_alloc(h, 300);
+        assert_true(gap != 0 && hd != 0 && raw != NULL);
+        ASSERT_STATUS(carve_hfree(h, gap), CARVE_OK);
+        unsigned char *p = where(h, &u.r, hd);
+        carve_block hb = walk_block_of(h, p);
+        unsigned char *hdr = raw - CARVE_BLOCK_OVERHEAD;
+        assert_ptr_equal((unsigned char *)h + hb.offset + hb.size, hdr); /* raw follows */
+        size_t us = carve_hsize(h, hd);
+        tu_fill(p, 59, us);
+        unsigned char saved[CARVE_BLOCK_OVERHEAD];
+        uh_damage_header(hdr, saved, 6);
+        carve_stats before = uh_stats(h);
+        assert_int_equal(carve_compact(h, SIZE_MAX), 0);
+        carve_stats after = uh_stats(h);
+        ASSERT_STATS_SAME(before, after);
+        assert_ptr_equal(where(h, &u.r, hd), p);
+        assert_int_equal(tu_verify(p, 59, us), us);
+        memcpy(hdr, saved, sizeof saved);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        assert_true(carve_compact(h, SIZE_MAX) > 0);
+        unsigned char *np = where(h, &u.r, hd);
+        assert_true(np < p);
+        assert_int_equal(tu_verify(np, 59, us), us);
+        ASSERT_STATUS(carve_hfree(h, hd), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, raw), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
 /* Growing that only fits once the heap compacts: it compacts and succeeds;
  * too big even then: NOMEM and nothing moved that was pinned or raw. */
 static void test_hresize_after_compacting(void **state)
@@ -2256,6 +2347,8 @@ int main(void)
         cmocka_unit_test(test_hresize_grow_counts),
         cmocka_unit_test(test_hresize_grow_moves),
         cmocka_unit_test(test_hresize_move_next_to_damage),
+        cmocka_unit_test(test_handle_block_header_damaged),
+        cmocka_unit_test(test_compact_next_to_damage),
         cmocka_unit_test(test_hresize_after_compacting),
         cmocka_unit_test(test_hsize),
         cmocka_unit_test(test_compact_full),
