@@ -373,6 +373,40 @@ static void test_realloc_move_next_to_damage(void **state)
     }
 }
 
+/* A realloc that shrinks a block whose neighbour's header was overwritten:
+ * giving the tail back would merge it with (or set a bit in) that
+ * neighbour, so the block keeps its size and the call still succeeds, as
+ * realloc may when it shrinks; nothing else changes.  Once the header is
+ * mended the same call gives the tail back. */
+static void test_realloc_shrink_next_to_damage(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS);
+        unsigned char *a;
+        size_t us;
+        unsigned char *hdr = row_header_after(h, &a, &us);
+        tu_fill(a, 29, us);
+        unsigned char saved[CARVE_BLOCK_OVERHEAD];
+        uh_damage_header(hdr, saved, 4);
+        carve_stats before = uh_stats(h);
+        assert_ptr_equal(carve_realloc(h, a, 40), a);
+        carve_stats after = uh_stats(h);
+        ASSERT_STATS_SAME(before, after);
+        assert_int_equal(carve_usable_size(h, a), us);
+        assert_int_equal(tu_verify(a, 29, 40), 40);
+        memcpy(hdr, saved, sizeof saved);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        assert_ptr_equal(carve_realloc(h, a, 40), a);
+        assert_true(carve_usable_size(h, a) < us);
+        assert_int_equal(tu_verify(a, 29, 40), 40);
+        ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
 /* An allocation that takes a free block whole (too little would be left to
  * split off) must clear the PREV_FREE bit of the block after it, so it
  * reads that header first.  When a stray write has damaged it, the
@@ -832,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_every_header_bit_checked),
         cmocka_unit_test(test_free_overrun_into_neighbour),
         cmocka_unit_test(test_realloc_move_next_to_damage),
+        cmocka_unit_test(test_realloc_shrink_next_to_damage),
         cmocka_unit_test(test_alloc_whole_block_next_to_damage),
         cmocka_unit_test(test_free_block_header_overwritten),
         cmocka_unit_test(test_free_list_links_overwritten),
