@@ -269,8 +269,13 @@ int carve_detach(carve_heap *h);
  *     for the caches' bookkeeping between its control block and its blocks:
  *     every byte past 4 MiB of arena, up to 64 records of 8.4 KiB (535 KiB),
  *     so carve_max_alloc_size() stays at 4 MiB for buffers 4 to 4.52 MiB
- *     long.  A 65th thread using the heap at once works without a cache,
- *     through the lock.  Cached blocks are not the user's and not free to
+ *     long.  A thread that finds all 64 records taken empties every cache
+ *     (which frees the records, those of threads that have exited too)
+ *     and takes one, so with more than 64 threads using the heap at once
+ *     the records pass from thread to thread, each pass costing one such
+ *     emptying; only when no record can be freed (all in use at that
+ *     moment) does a thread work through the lock, and it asks again 1024
+ *     calls later.  Cached blocks are not the user's and not free to
  *     others: whatever must be exact (carve_get_stats, carve_walk,
  *     carve_dump, carve_compact, carve_trim, an allocation that would
  *     otherwise fail, carve_detach) first hands every thread's cached
