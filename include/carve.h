@@ -72,8 +72,10 @@ const char *carve_version(void);
 #define CARVE_ALIGNMENT 16u
 /* Bytes of metadata carve keeps per live raw block outside runs (a header
  * word before the payload).  Such a block's size is its request plus this,
- * rounded up to CARVE_ALIGNMENT, and at least CARVE_MIN_BLOCK.  Slots in
- * runs (see CARVE_SMALL_MAX) have no header at all. */
+ * rounded up to CARVE_ALIGNMENT, and at least CARVE_MIN_BLOCK; when what
+ * would be left of the free block it is cut from is smaller than
+ * CARVE_MIN_BLOCK, it takes that free block whole (up to 16 bytes more).
+ * Slots in runs (see CARVE_SMALL_MAX) have no header at all. */
 #define CARVE_BLOCK_OVERHEAD 8u
 /* The smallest block outside runs: a request of 1..24 bytes occupies
  * exactly this much there (16 bytes in a run). */
@@ -106,7 +108,8 @@ typedef struct carve_heap carve_heap;
  * allocation that would fail, growing a neighbour in place) hands the cached
  * blocks back first.  FIRST_FIT and BEST_FIT keep their placement: no cache. */
 typedef enum carve_policy {
-    CARVE_GOOD_FIT = 0, /* default: O(1) segregated good fit (TLSF-class), bounded worst case */
+    CARVE_GOOD_FIT = 0, /* default: segregated good fit (TLSF-class), O(1) but for the
+                           corner carve_alloc's complexity names */
     CARVE_FIRST_FIT,    /* address-ordered first fit (the classic textbook policy) */
     CARVE_BEST_FIT      /* exact best fit (smallest free block that holds the request) */
 } carve_policy;
@@ -152,8 +155,10 @@ enum {
 /* A lock of the user's own (an RTOS mutex, an interrupt-masking critical
  * section, ...), for a heap that is not CARVE_SHARED.  carve calls lock()
  * on entry to every public function that reads or changes the heap and
- * unlock() before it returns, each with ctx; it never nests them and never
- * calls anything else while holding the lock.  held, if not NULL, returns
+ * unlock() before it returns, each with ctx; it never nests them, and while
+ * holding the lock it calls nothing of the user's but the callbacks handed
+ * to that call (carve_walk's visit, carve_trim's release) and, for
+ * carve_dump, the stream's output functions.  held, if not NULL, returns
  * non-zero when the caller holds the lock: debug builds (NDEBUG not defined)
  * assert it inside the heap.  With hooks there are no thread caches: every
  * call takes the lock. */
@@ -171,8 +176,9 @@ typedef struct carve_options {
     /* The user's lock instead of the built-in one; NULL = none (or the
      * built-in mutex with CARVE_THREADSAFE).  The heap keeps a copy of the
      * struct (the functions and ctx must stay valid while the heap is used
-     * in this process); it is not part of the buffer's contents, so a heap
-     * made with hooks is reopened with carve_attach_with_lock(). */
+     * in this process).  The copy sits in the control block, but its
+     * addresses mean nothing in another process or after a restart, so a
+     * heap made with hooks is reopened with carve_attach_with_lock(). */
     const carve_lock_hooks *lock;
 } carve_options;
 
@@ -194,11 +200,16 @@ typedef struct carve_options {
  *
  * The heap's blocks can span up to 8 TiB; the rest of a larger buffer is
  * not used.  The control block (counters, free-list heads, the bitmap of run
- * pages) takes from about 800 bytes in the smallest buffer to a few KiB in
- * large ones; carve_max_alloc_size() tells what is left.
+ * pages) takes about 800 bytes in the smallest buffer, 2 to 3 KiB up to
+ * 4 MiB, and 16 KiB more per GiB of buffer beyond (about 20 KiB at 1 GiB,
+ * 266 KiB at 16 GiB); heaps with thread caches also set aside their records
+ * (see "Threads" above).
+ * carve_max_alloc_size() tells what is left.
  *
- * Complexity: O(1) (it writes the heap's control block, not the buffer),
- * plus O(max_handles) to lay out the handle table.
+ * Complexity: it writes the control block, not the buffer: O(size / 512 KiB)
+ * for zeroing the bitmap of run pages, plus O(max_handles) to lay out the
+ * handle table.  With CARVE_POISON it also fills every free byte with the
+ * pattern: O(size).
  * Thread-safety: the buffer must not be in use by anyone during the call. */
 carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt);
 
@@ -211,8 +222,11 @@ carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt);
  * of exactly this size.  Block contents are validated lazily, as each call
  * reaches them, and fully by carve_check().
  *
- * Complexity: O(1).  Thread-safety: for a CARVE_SHARED heap, any number of
- * processes may attach while others use the heap; attaching never disturbs
+ * Complexity: O(1), except for a private heap with the built-in lock that
+ * has thread caches: their records are retired and the run counters
+ * recounted from the runs, O(n).  Thread-safety: for a CARVE_SHARED heap,
+ * any number of processes may attach while others use the heap; attaching
+ * never disturbs
  * them.  For other heaps, nobody may use the memory during the call.
  * A heap made with lock hooks is refused with EINVAL: see
  * carve_attach_with_lock().  A private heap with the built-in lock may also
@@ -261,10 +275,13 @@ int carve_detach(carve_heap *h);
  *     call at any moment: reach it only through carve_pin.  Accesses to a
  *     block's contents are the user's to synchronise, as with malloc.
  *   - Thread caches (CARVE_THREADSAFE or CARVE_SHARED, not with lock hooks,
- *     CARVE_POISON or CARVE_SCRAMBLE, in heaps of at least 4 MiB): each
- *     thread keeps a small cache of freed small blocks (up to 256 bytes),
- *     so that most small allocations and frees take no lock and two threads
- *     run nearly twice as fast as one.  A cache holds at most 64 blocks of
+ *     CARVE_POISON or CARVE_SCRAMBLE, in heaps whose blocks would span more
+ *     than 4 MiB by at least one record, 8.4 KiB): each thread keeps a small
+ *     cache of freed small blocks (up to 256 bytes), so that most small
+ *     allocations and frees take no lock and two threads run nearly twice
+ *     as fast as one.  A heap without a lock (and without lock hooks,
+ *     CARVE_POISON or CARVE_SCRAMBLE) of that size keeps one such cache for
+ *     its one user, on the same terms.  A cache holds at most 64 blocks of
  *     each of the 16 small sizes (136 KiB at most).  The heap sets aside room
  *     for the caches' bookkeeping between its control block and its blocks:
  *     every byte past 4 MiB of arena, up to 64 records of 8.4 KiB (535 KiB),
@@ -273,9 +290,12 @@ int carve_detach(carve_heap *h);
  *     (which frees the records, those of threads that have exited too)
  *     and takes one, so with more than 64 threads using the heap at once
  *     the records pass from thread to thread, each pass costing one such
- *     emptying; only when no record can be freed (all in use at that
- *     moment) does a thread work through the lock, and it asks again 1024
- *     calls later.  Cached blocks are not the user's and not free to
+ *     emptying.  A thread holds cache entries for at most 4 heaps; in any
+ *     other heap it works without a cache, through the lock (it gives an
+ *     entry up only when, at a call in that heap, it finds its record
+ *     retired).  It also works through the lock when the records fail
+ *     their check, asking again 1024 calls later.
+ *     Cached blocks are not the user's and not free to
  *     others: whatever must be exact (carve_get_stats, carve_walk,
  *     carve_dump, carve_compact, carve_trim, an allocation that would
  *     otherwise fail, carve_detach) first hands every thread's cached
@@ -326,8 +346,11 @@ size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt);
 /* Like malloc: returns a block of at least size bytes, aligned to
  * CARVE_ALIGNMENT, or NULL with errno = ENOMEM (it does not fit; counted in
  * failed_allocs) or EINVAL (size 0, or h NULL).
- * Complexity: O(1) for CARVE_GOOD_FIT; O(k) for the other policies (one size
- * class is scanned).  Thread-safety: see the conventions above. */
+ * Complexity: O(1) for CARVE_GOOD_FIT, except when no size class above the
+ * request's own holds a free block: then the request's own class is
+ * scanned for one that fits, O(k), so that every request up to
+ * largest_free succeeds.  O(k) for the other policies (one size class is
+ * scanned).  Thread-safety: see the conventions above. */
 void *carve_alloc(carve_heap *h, size_t size);
 
 /* Like calloc: count x size bytes, zeroed.  NULL with errno = ENOMEM when the
@@ -370,12 +393,16 @@ void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t size);
  * random bytes) is not recognised.
  * In a GOOD_FIT heap with the freed-block cache (see carve_policy) the block
  * may be kept for reuse instead of merged at once; it is free all the same.
- * Complexity: O(1) for CARVE_GOOD_FIT; O(k) for the others (sorted insert). */
+ * Complexity: O(1) for CARVE_GOOD_FIT; O(k) for the others (sorted insert).
+ * A pointer inside the heap that is not a block's start, or a block whose
+ * header fails its check, costs a walk of the blocks before it, O(n): only
+ * the chain tells an interior pointer (NOT_OWNED) from damage (CORRUPT). */
 int carve_free(carve_heap *h, void *ptr);
 
-/* The usable size of a live block (>= what was asked), like
- * malloc_usable_size.  0 when ptr is NULL or not a live block of this heap.
- * Complexity: O(1). */
+/* The usable size of a live raw block (>= what was asked), like
+ * malloc_usable_size.  0 when ptr is NULL or not a live raw block of this
+ * heap (a handle block's size is carve_hsize's).  Complexity: O(1), or
+ * O(n) for a pointer that is not a block's start, as for carve_free. */
 size_t carve_usable_size(carve_heap *h, const void *ptr);
 
 /* ------------------------------------------------------------------------ */
@@ -403,8 +430,9 @@ typedef uint64_t carve_handle;
 #define CARVE_HANDLE_OVERHEAD 16u
 
 /* Allocates a relocatable block of at least size bytes.  Returns its
- * handle, or 0 with errno = EINVAL (size 0, h NULL) or ENOMEM (no room, or
- * the handle table is full: max_handles reached, or it cannot grow).  When
+ * handle, or 0 with errno = EINVAL (size 0, h NULL), ENOMEM (no room, or
+ * the handle table is full: max_handles reached, or it cannot grow) or EIO
+ * (the free block or table it reached failed a check).  When
  * the free bytes could hold the request once merged, the heap compacts and
  * retries before it reports ENOMEM.  Complexity: as carve_alloc, plus a
  * compaction when that is needed. */
@@ -586,7 +614,11 @@ typedef struct carve_block {
  * wrote into its first word (a write after free there is damage), and
  * (with CARVE_POISON) every free payload still holding its pattern.
  * Returns CARVE_OK, or CARVE_ERR_CORRUPT at the first violation;
- * CARVE_ERR_INVALID when h is NULL.  Complexity: O(n).  It only reads. */
+ * CARVE_ERR_INVALID when h is NULL.  Complexity: O(n).  It changes no
+ * block and no counter, but it is not read-only: it marks each thread
+ * cache's record busy while it reads it (and, in a fork() child, first
+ * hands the parent's caches back), so do not call it on a read-only
+ * mapping of a heap with thread caches. */
 int carve_check(carve_heap *h);
 
 /* Calls visit for every block in address order.  A run reports each of its

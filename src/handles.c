@@ -264,9 +264,10 @@ static carve_handle halloc_unlocked(carve_heap *h, size_t size)
         h->failed_allocs++;
         return 0;
     }
+    uint64_t peak = h->peak_used_bytes;
     ref b = handle_block_alloc(h, g);
     if (b == 0) {
-        h->failed_allocs++;
+        heap_count_failure(h);
         return 0;
     }
     uint64_t idx = entry_take(h);
@@ -275,8 +276,9 @@ static carve_handle halloc_unlocked(carve_heap *h, size_t size)
         (void)heap_release_block(h, b, block_header(h, b));
         h->allocs--; /* the block was never the user's */
         h->frees--;
+        h->peak_used_bytes = peak; /* nor was the peak it made */
         errno = err;
-        h->failed_allocs++;
+        heap_count_failure(h);
         return 0;
     }
     trailer_set(h, b, idx);

@@ -829,7 +829,7 @@ static void *alloc_uncached(carve_heap *h, size_t size, uint64_t g)
             return p;
         }
     }
-    h->failed_allocs++;
+    heap_count_failure(h);
     return NULL;
 }
 
@@ -875,7 +875,7 @@ static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size
             return block_payload(h, b);
         }
     }
-    h->failed_allocs++;
+    heap_count_failure(h);
     return NULL;
 }
 
@@ -1398,24 +1398,23 @@ CARVE_EXPORT void *carve_realloc(carve_heap *h, void *ptr, size_t size)
     if (!ptr) {
         return carve_alloc(h, size);
     }
-    if (size != 0 && (h->flags & (HEAP_TCACHE | CARVE_THREADSAFE)) == HEAP_TCACHE &&
-        small_owns(h, ptr)) {
+    if (size == 0) {
+        /* Exactly carve_free, whose checks know a freed slot that sits in a
+         * thread cache (it is free, so this is a double free). */
+        int saved = errno;
+        int st = carve_free(h, ptr);
+        errno = st == CARVE_OK ? saved : st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        return NULL;
+    }
+    if ((h->flags & (HEAP_TCACHE | CARVE_THREADSAFE)) == HEAP_TCACHE && small_owns(h, ptr)) {
         struct freed_slot f;
         if (cacheable_slot(h, ptr, &f) == 1) {
             return realloc_solo_slot(h, ptr, size, f);
         }
     }
     heap_lock(h);
-    void *q = NULL;
-    if (size == 0) {
-        int st = free_unlocked(h, ptr);
-        if (st != CARVE_OK) {
-            errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
-        }
-    } else {
-        q = realloc_unlocked(h, ptr, size);
-        after_allocation(h, q != NULL);
-    }
+    void *q = realloc_unlocked(h, ptr, size);
+    after_allocation(h, q != NULL);
     debug_check(h);
     heap_unlock(h);
     return q;

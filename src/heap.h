@@ -9,6 +9,18 @@
 
 #include "block.h"
 
+#include <errno.h>
+
+/* An allocation failed with errno set: failed_allocs counts the requests
+ * that found no room (ENOMEM), not those refused because the metadata
+ * they met failed a check (EIO). */
+CARVE_INLINE void heap_count_failure(carve_heap *h)
+{
+    if (errno == ENOMEM) {
+        h->failed_allocs++;
+    }
+}
+
 /* The test builds' full check after a change (heap_enter and heap_leave,
  * the lock every public entry point takes, are in internal.h). */
 void heap_debug_check(carve_heap *h);

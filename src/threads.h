@@ -15,9 +15,9 @@
  * their memory is never anything but cache records: a thread that still believes it owns a
  * record that was taken from it can only ever fail to enter it.  A thread
  * that finds every record taken drains every cache (tcache_drain_all
- * retires the records, those of exited threads too) and takes one; only
- * when none could be retired (each busy at that moment) does it work
- * through the lock, asking again 1024 calls later.  A thread keeps
+ * retires the records, those of exited threads too, waiting out a busy
+ * one) and takes one; only when the records fail their check does it
+ * work through the lock, asking again 1024 calls later.  A thread keeps
  * which record is its own in thread-local storage.
  *
  * Each record has a state word (struct tcache): 0 when free, its tag when

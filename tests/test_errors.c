@@ -414,7 +414,7 @@ static void test_alloc_whole_block_next_to_damage(void **state)
             carve_stats before = uh_stats(h);
             ASSERT_NULL_ERRNO(carve_alloc(h, size), EIO);
             carve_stats after = uh_stats(h);
-            ASSERT_STATS_SAME_BUT_FAILED(before, after);
+            ASSERT_STATS_SAME(before, after); /* failed_allocs too: no room was missing */
             ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
             memcpy(hdr, saved, sizeof saved);
             ASSERT_STATUS(carve_check(h), CARVE_OK);
@@ -462,6 +462,44 @@ static void test_free_block_header_overwritten(void **state)
         }
         ASSERT_STATUS(carve_free(h, a), CARVE_OK);
         ASSERT_STATUS(carve_free(h, c), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
+/* failed_allocs counts the requests that found no room (ENOMEM), not
+ * those refused because the free block they reached failed its check
+ * (EIO): raw, aligned and handle allocations alike.  A refused one
+ * changes nothing at all. */
+static void test_failed_allocs_counts_no_room_only(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS);
+        unsigned char *a = carve_alloc(h, 100);
+        unsigned char *b = carve_alloc(h, 100);
+        unsigned char *rest = carve_alloc(h, uh_stats(h).largest_free);
+        assert_non_null(b);
+        assert_non_null(rest);
+        ASSERT_STATUS(carve_free(h, a), CARVE_OK); /* the one free block */
+        unsigned char saved[CARVE_BLOCK_OVERHEAD];
+        uh_damage_header(a - CARVE_BLOCK_OVERHEAD, saved, 0);
+        carve_stats before = uh_stats(h);
+        ASSERT_NULL_ERRNO(carve_alloc(h, 100), EIO);
+        ASSERT_NULL_ERRNO(carve_aligned_alloc(h, 32, 40), EIO);
+        errno = 0;
+        assert_int_equal(carve_halloc(h, 90), 0);
+        assert_int_equal(errno, EIO);
+        carve_stats after = uh_stats(h);
+        ASSERT_STATS_SAME(before, after);
+        ASSERT_NULL_ERRNO(carve_alloc(h, HEAP_SIZE), ENOMEM);
+        after = uh_stats(h);
+        assert_int_equal(after.failed_allocs, before.failed_allocs + 1);
+        memcpy(a - CARVE_BLOCK_OVERHEAD, saved, sizeof saved);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, b), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, rest), CARVE_OK);
         ASSERT_HEAP_SANE(h);
         uh_destroy(&u);
     }
@@ -851,6 +889,7 @@ int main(void)
         cmocka_unit_test(test_realloc_next_to_damage),
         cmocka_unit_test(test_alloc_whole_block_next_to_damage),
         cmocka_unit_test(test_free_block_header_overwritten),
+        cmocka_unit_test(test_failed_allocs_counts_no_room_only),
         cmocka_unit_test(test_free_list_links_overwritten),
         cmocka_unit_test(test_check_control_block),
         cmocka_unit_test(test_free_slots),

@@ -584,6 +584,37 @@ static void hs_raw_free(hs *s, size_t i)
     s->raw[i].p = NULL;
 }
 
+/* The same failure in a heap at its peak: the handle's block, taken and
+ * given back, must not leave a higher peak_used_bytes behind (a failed
+ * call changes nothing but failed_allocs). */
+static void test_handle_table_cannot_grow_at_peak(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = make_heap(&u, 64u * 1024u, uh_policies[pi], CARVE_NO_RUNS, 0, 0);
+        for (size_t i = 0; i < 64; i++) /* the first table's entries, all taken */
+            assert_true(carve_halloc(h, 16) != 0);
+        /* Everything but a hole for one 16-byte handle's block, which is
+         * far too small for a table of 128 entries. */
+        size_t hole = tu_handle_block_size(16);
+        void *fill = carve_alloc(h, uh_stats(h).largest_free - hole);
+        assert_non_null(fill);
+        carve_stats before = uh_stats(h);
+        assert_int_equal(before.peak_used_bytes, before.used_bytes);
+        assert_true(before.largest_free >= 16 + CARVE_HANDLE_OVERHEAD - CARVE_BLOCK_OVERHEAD);
+        errno = 0;
+        assert_int_equal(carve_halloc(h, 16), 0);
+        assert_int_equal(errno, ENOMEM);
+        carve_stats after = uh_stats(h);
+        ASSERT_STATS_SAME_BUT_FAILED(before, after);
+        assert_int_equal(after.failed_allocs, before.failed_allocs + 1);
+        ASSERT_STATUS(carve_free(h, fill), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
 /* A growing table that is full and cannot grow (the heap has room for the
  * new handle's block but not for a table twice the size, and compacting
  * could not make that room): carve_halloc fails with ENOMEM, and the
@@ -2332,6 +2363,7 @@ int main(void)
         cmocka_unit_test(test_handle_table_full),
         cmocka_unit_test(test_handle_table_grows),
         cmocka_unit_test(test_handle_table_cannot_grow),
+        cmocka_unit_test(test_handle_table_cannot_grow_at_peak),
         cmocka_unit_test(test_handle_table_grows_by_compacting),
         cmocka_unit_test(test_max_handles_sizing),
         cmocka_unit_test(test_bad_handles_refused),

@@ -64,6 +64,51 @@ static void test_realloc_zero_frees(void **state)
     }
 }
 
+/* realloc(p, 0) is a free in every respect, also where a free is refused:
+ * a small block freed into a thread cache (the solo cache of a heap
+ * without a lock, a thread's own with the built-in lock) is free, so
+ * realloc(p, 0) of it again is a double free (NULL, EINVAL) that changes
+ * nothing, and the block is never handed out twice.  It used to free the
+ * slot a second time behind the cache's back. */
+static void test_realloc_zero_of_cached_slot(void **state)
+{
+    (void)state;
+    static const unsigned flag_sets[] = {0, CARVE_THREADSAFE};
+    for (size_t fi = 0; fi < 2; fi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, 2 * CARVE_GCACHE_MIN_HEAP, CARVE_GOOD_FIT, flag_sets[fi]);
+        unsigned char *keep = carve_alloc(h, 32);
+        unsigned char *p = carve_alloc(h, 32);
+        unsigned char *q = carve_alloc(h, 32);
+        assert_non_null(keep);
+        assert_non_null(p);
+        assert_non_null(q);
+        /* No statistics between the free and the realloc: reading them
+         * empties the caches. */
+        ASSERT_STATUS(carve_free(h, p), CARVE_OK); /* into the cache */
+        ASSERT_NULL_ERRNO(carve_realloc(h, p, 0), EINVAL);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        errno = EDOM;
+        assert_null(carve_realloc(h, q, 0)); /* into the cache too */
+        assert_int_equal(errno, EDOM);
+        ASSERT_NULL_ERRNO(carve_realloc(h, q, 0), EINVAL);
+        ASSERT_STATUS(carve_free(h, q), CARVE_ERR_DOUBLE_FREE);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        unsigned char *a = carve_alloc(h, 32);
+        unsigned char *b = carve_alloc(h, 32);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_true(a != b && a != keep && b != keep);
+        carve_stats st = uh_stats(h);
+        assert_int_equal(st.live_blocks, 3);
+        ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, b), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, keep), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
 /* Shrinking keeps the pointer and the prefix, and gives the tail back. */
 static void test_realloc_shrink_in_place(void **state)
 {
@@ -406,6 +451,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_realloc_null_is_alloc),
         cmocka_unit_test(test_realloc_zero_frees),
+        cmocka_unit_test(test_realloc_zero_of_cached_slot),
         cmocka_unit_test(test_realloc_shrink_in_place),
         cmocka_unit_test(test_realloc_grow_in_place),
         cmocka_unit_test(test_realloc_moves),
