@@ -126,9 +126,11 @@ enum {
     CARVE_POISON = 1u << 2,
     /* Serve small requests from the policy's free index too (no runs). */
     CARVE_NO_RUNS = 1u << 3,
-    /* For tests: after every successful allocation (including a realloc or
-     * hresize that moved), every unpinned handle block moves, so a missing
-     * pin shows up at once instead of in the field. */
+    /* For tests: after every successful allocation (carve_realloc whether
+     * or not it moved, carve_hresize when it moved), every unpinned handle
+     * block moves to a new place wherever the heap has a free block for it
+     * (one for which there is none stays), so a missing pin shows up at
+     * once instead of in the field. */
     CARVE_SCRAMBLE = 1u << 4,
     /* No freed-block cache (see carve_policy): every free of a general
      * block merges it with its free neighbours at once. */
@@ -452,9 +454,9 @@ void *carve_pin(carve_heap *h, carve_handle hd);
 
 /* Ends one pin.  CARVE_OK; CARVE_ERR_INVALID when the block is not pinned
  * (or h is NULL); CARVE_ERR_NOT_OWNED for a bad or stale handle;
- * CARVE_ERR_CORRUPT when there is no pin to end and the handle's block
- * fails its header check (an unpin that ends a pin reads the entry only,
- * as carve_pin does).  O(1). */
+ * CARVE_ERR_CORRUPT when the handle table's place fails its check, or when
+ * there is no pin to end and the handle's block fails its header check (an
+ * unpin that ends a pin reads the entry only, as carve_pin does).  O(1). */
 int carve_unpin(carve_heap *h, carve_handle hd);
 
 /* Frees the block and retires the handle.  CARVE_OK; CARVE_ERR_PINNED when
@@ -475,7 +477,8 @@ int carve_hfree(carve_heap *h, carve_handle hd);
 int carve_hresize(carve_heap *h, carve_handle hd, size_t size);
 
 /* The usable size of the handle's block (>= what was asked), or 0 for a bad
- * or stale handle, or when the block's header fails its check.  O(1). */
+ * or stale handle, or when the table's place or the block's header fails
+ * its check.  O(1). */
 size_t carve_hsize(carve_heap *h, carve_handle hd);
 
 /* Moves unpinned handle blocks toward the start of the heap, each into the

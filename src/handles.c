@@ -175,11 +175,19 @@ unsigned handle_pins_of_block(const carve_heap *h, ref b, hword w)
 /* The live entry and block a handle names, validated all the way: the
  * index is inside the table, the generation matches, and the block is a
  * handle block whose trailer names the entry back.  A status says why not
- * (a bad or stale handle is NOT_OWNED; a damaged block CORRUPT). */
+ * (a bad or stale handle is NOT_OWNED, as is any handle before the table
+ * exists; a table whose place or size fails its check, or a damaged block,
+ * CORRUPT). */
 static int handle_resolve(const carve_heap *h, carve_handle hd, struct hentry **eo, hword *wo)
 {
     uint64_t idx = (hd & UINT32_MAX) - 1u;
-    if (hd == 0 || (hd & UINT32_MAX) == 0 || !table_in_bounds(h) || idx >= h->hcap) {
+    if (hd == 0 || (hd & UINT32_MAX) == 0 || h->htable == 0) {
+        return CARVE_ERR_NOT_OWNED;
+    }
+    if (!table_in_bounds(h)) {
+        return CARVE_ERR_CORRUPT;
+    }
+    if (idx >= h->hcap) {
         return CARVE_ERR_NOT_OWNED;
     }
     struct hentry *e = entry_at(h, idx);

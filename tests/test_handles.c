@@ -1420,6 +1420,65 @@ static void test_handle_block_header_damaged(void **state)
     }
 }
 
+static int find_table(const carve_block *b, void *ctx)
+{
+    if (b->kind == CARVE_BLOCK_META) {
+        *(size_t *)ctx = b->offset;
+        return 1;
+    }
+    return 0;
+}
+
+/* A stray write into the control block's word that places the handle
+ * table (found as the one word there that holds the table's offset):
+ * every handle call reports damage (pin EIO, the status calls
+ * CARVE_ERR_CORRUPT, hsize 0, halloc EIO), reads nothing outside the
+ * buffer and changes nothing; once mended, all works. */
+static void test_handle_table_place_damaged(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        /* No runs: the table is the heap's only META block. */
+        carve_heap *h = make_heap(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS, 0, 0);
+        carve_handle hd = carve_halloc(h, 100);
+        assert_true(hd != 0);
+        size_t table = 0;
+        carve_walk(h, find_table, &table);
+        assert_true(table != 0);
+        unsigned char *cb = (unsigned char *)h;
+        size_t at = 0, found = 0;
+        for (size_t i = 0; i + 8 <= table && i < 4096; i += 8) {
+            uint64_t v;
+            memcpy(&v, cb + i, 8);
+            if (v == (uint64_t)table) {
+                at = i;
+                found++;
+            }
+        }
+        assert_int_equal(found, 1);
+        uint64_t saved, bad = UINT64_MAX - 4095u; /* far outside the buffer */
+        memcpy(&saved, cb + at, 8);
+        memcpy(cb + at, &bad, 8);
+        ASSERT_NULL_ERRNO(carve_pin(h, hd), EIO);
+        ASSERT_STATUS(carve_unpin(h, hd), CARVE_ERR_CORRUPT);
+        ASSERT_STATUS(carve_hfree(h, hd), CARVE_ERR_CORRUPT);
+        ASSERT_STATUS(carve_hresize(h, hd, 5000), CARVE_ERR_CORRUPT);
+        assert_int_equal(carve_hsize(h, hd), 0);
+        errno = 0;
+        assert_int_equal(carve_halloc(h, 100), 0);
+        assert_int_equal(errno, EIO);
+        ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+        memcpy(cb + at, &saved, 8);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        assert_non_null(carve_pin(h, hd));
+        ASSERT_STATUS(carve_unpin(h, hd), CARVE_OK);
+        ASSERT_STATUS(carve_hfree(h, hd), CARVE_OK);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
 /* Compaction next to damage: sliding a handle block down rewrites the
  * PREV_FREE bit of the block after it, so when that header was overwritten
  * the slide is refused and nothing moves (the block, its contents, the
@@ -2381,6 +2440,7 @@ int main(void)
         cmocka_unit_test(test_hresize_move_next_to_damage),
         cmocka_unit_test(test_handle_block_header_damaged),
         cmocka_unit_test(test_compact_next_to_damage),
+        cmocka_unit_test(test_handle_table_place_damaged),
         cmocka_unit_test(test_hresize_after_compacting),
         cmocka_unit_test(test_hsize),
         cmocka_unit_test(test_compact_full),
