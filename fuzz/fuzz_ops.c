@@ -348,12 +348,20 @@ static void do_bad(fz *z, size_t i, unsigned arg)
 
 /* In the lazy mode the freed block may sit in the block cache, which is
  * the case to reach, so the statistics are not read in between: the next
- * reading's checks against the shadow catch a double free that counted. */
-static void do_double_free(fz *z, size_t i)
+ * reading's checks against the shadow catch a double free that counted.
+ * The second free is carve_free, or (via_realloc) realloc(p, 0), which is
+ * a free too. */
+static void do_double_free(fz *z, size_t i, int via_realloc)
 {
     unsigned char *p = z->s[i].p;
     do_free(z, i);
     carve_stats before = z->st;
+    if (via_realloc) {
+        errno = 0;
+        unsigned char *q = carve_realloc(z->h, p, 0);
+        FUZZ_CHECK(q == NULL && errno == EINVAL, "realloc(freed, 0) = %p errno %d", (void *)q,
+                   errno);
+    }
     int st = carve_free(z->h, p);
     FUZZ_CHECK(st == CARVE_ERR_DOUBLE_FREE || st == CARVE_ERR_NOT_OWNED, "double free = %d", st);
     refresh(z);
@@ -883,7 +891,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
             break;
         case 7:
             if (z.s[i].p != NULL)
-                do_double_free(&z, i);
+                do_double_free(&z, i, (int)(v & 1u));
             break;
         case 8:
             do_bad(&z, i, v);

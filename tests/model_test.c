@@ -734,9 +734,18 @@ static void op_free(model *m, size_t i)
     m->n_free++;
     check_stats(m, 0, 0);
     /* Now and then, free it again at once: DOUBLE_FREE (or NOT_OWNED when it
-     * has merged), nothing changes; realloc of it is EINVAL. */
+     * has merged), nothing changes; realloc of it is EINVAL.  Half the time
+     * realloc(p, 0), a free too, comes first, while the block may still sit
+     * in a cache. */
     if (tu_rng_below(&m->rng, 64) == 0) {
         carve_stats before = m->st;
+        if (tu_rng_below(&m->rng, 2) == 0) {
+            errno = 0;
+            void *z = carve_realloc(m->h, p, 0);
+            if (z != NULL || errno != EINVAL)
+                fail(m, "realloc(freed %p, 0) = %p errno %d, expected NULL/EINVAL", (void *)p, z,
+                     errno);
+        }
         st = carve_free(m->h, p);
         if (st != CARVE_ERR_DOUBLE_FREE && st != CARVE_ERR_NOT_OWNED)
             fail(m, "double free of %p = %d (%s)", (void *)p, st, carve_strerror(st));
