@@ -202,9 +202,9 @@ typedef struct carve_options {
  *
  * The heap's blocks can span up to 8 TiB; the rest of a larger buffer is
  * not used.  The control block (counters, free-list heads, the bitmap of run
- * pages) takes about 800 bytes in the smallest buffer, 2 to 3 KiB up to
+ * pages) takes about 870 bytes in the smallest buffer, 2 to 3 KiB up to
  * 4 MiB, and 16 KiB more per GiB of buffer beyond (about 20 KiB at 1 GiB,
- * 266 KiB at 16 GiB); heaps with thread caches also set aside their records
+ * 260 KiB at 16 GiB); heaps with thread caches also set aside their records
  * (see "Threads" above).
  * carve_max_alloc_size() tells what is left.
  *
@@ -277,12 +277,12 @@ int carve_detach(carve_heap *h);
  *     call at any moment: reach it only through carve_pin.  Accesses to a
  *     block's contents are the user's to synchronise, as with malloc.
  *   - Thread caches (CARVE_THREADSAFE or CARVE_SHARED, not with lock hooks,
- *     CARVE_POISON or CARVE_SCRAMBLE, in heaps whose blocks would span more
+ *     CARVE_NO_RUNS, CARVE_POISON or CARVE_SCRAMBLE, in heaps whose blocks would span more
  *     than 4 MiB by at least one record, 8.4 KiB): each thread keeps a small
  *     cache of freed small blocks (up to 256 bytes), so that most small
  *     allocations and frees take no lock and two threads run nearly twice
  *     as fast as one.  A heap without a lock (and without lock hooks,
- *     CARVE_POISON or CARVE_SCRAMBLE) of that size keeps one such cache for
+ *     CARVE_NO_RUNS, CARVE_POISON or CARVE_SCRAMBLE) of that size keeps one such cache for
  *     its one user, on the same terms.  A cache holds at most 64 blocks of
  *     each of the 16 small sizes (136 KiB at most).  The heap sets aside room
  *     for the caches' bookkeeping between its control block and its blocks:
