@@ -302,7 +302,10 @@ int carve_detach(carve_heap *h);
  *     carve_dump, carve_compact, carve_trim, an allocation that would
  *     otherwise fail, carve_detach) first hands every thread's cached
  *     blocks back to the heap.  carve_check checks the caches without
- *     emptying them.  A thread's cache is not emptied when the thread
+ *     emptying them, and reports a write after free over a cached block's
+ *     first word (where carve keeps a mark); if the program then frees
+ *     that block again, the second free is not recognised as a double free
+ *     and the block may be handed out twice.  A thread's cache is not emptied when the thread
  *     exits (carve cannot know the heap is still there): its blocks come
  *     back at the next of the events above, and its record is reused.
  *     peak_used_bytes is updated when a cache exchanges blocks with the

@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
 
 #define KNOWN_FLAGS                                                                    \
     (CARVE_THREADSAFE | CARVE_SHARED | CARVE_POISON | CARVE_NO_RUNS | CARVE_SCRAMBLE | \
@@ -348,14 +350,22 @@ bool control_is_valid(const carve_heap *h)
 
 /* A salt that differs between heaps of different shapes; it keys header
  * checks so a header copied from another heap or offset is not valid. */
-static uint64_t salt_for(const struct layout *l, uint64_t size, const carve_options *o)
+static uint64_t salt_for(const struct layout *l, uint64_t size, const carve_options *o,
+                         const void *buffer)
 {
-    /* A process-wide count makes heaps of the same shape differ too, so a
-     * handle or header of one is not valid in another. */
+    /* A process-wide count makes heaps of the same shape differ within a
+     * process; the time, the process and the buffer's address make them
+     * differ from run to run (a heap file made by an earlier run of the
+     * same program).  So a handle or header of one heap is not valid in
+     * another, and the cached-slot mark cannot be known in advance. */
     static atomic_uint_fast64_t heaps_made = 0;
     uint64_t nth = (uint64_t)atomic_fetch_add(&heaps_made, 1u);
+    struct timespec now = {0, 0};
+    (void)timespec_get(&now, TIME_UTC);
+    uint64_t run = mix64(((uint64_t)now.tv_sec << 30) ^ (uint64_t)now.tv_nsec ^
+                         ((uint64_t)getpid() << 40) ^ mix64((uint64_t)(uintptr_t)buffer));
     return mix64(size ^ (l->lead << 56) ^ ((uint64_t)o->policy << 48) ^ ((uint64_t)o->flags << 40) ^
-                 mix64(nth + UINT64_C(0x243f6a8885a308d3)));
+                 mix64(nth + UINT64_C(0x243f6a8885a308d3)) ^ run);
 }
 
 /* Undoes a carve_init that failed after it wrote the control block. */
@@ -400,7 +410,7 @@ CARVE_EXPORT carve_heap *carve_init(void *buffer, size_t size, const carve_optio
     h->lead_pad = l.lead;
     h->arena_begin = l.arena_begin;
     h->arena_end = l.arena_end;
-    h->salt = salt_for(&l, size, &o);
+    h->salt = salt_for(&l, size, &o, buffer);
     h->flags = o.flags;
     h->policy = (uint32_t)o.policy;
     h->fl_count = l.fl_count;

@@ -114,10 +114,19 @@ static bool cache_enter(struct tcache *c, uint64_t tag)
 }
 
 /* A tag no other cache of this heap has had: the heap's salt, the block's
- * offset and a count of caches made, mixed; even and never 0. */
+ * offset, the heap's count of caches made and this process's, mixed; even
+ * and never 0.  The heap's count alone repeats when a copy of the buffer
+ * is put back where it was (carve_attach): a thread of this process may
+ * still hold a tag from after the copy was taken, and the new record must
+ * not match it.  The process's count never repeats in the process. */
 static uint64_t cache_tag(const carve_heap *h, ref c, uint64_t serial)
 {
-    return (mix64(h->salt ^ (c << 7) ^ mix64(serial + 1u)) & ~UINT64_C(1)) | 2u;
+    static atomic_uint_fast64_t made_here = 0;
+    uint64_t nth = (uint64_t)atomic_fetch_add(&made_here, 1u);
+    return (mix64(h->salt ^ (c << 7) ^ mix64(serial + 1u) ^
+                  mix64(nth + UINT64_C(0x452821e638d01377))) &
+            ~UINT64_C(1)) |
+           2u;
 }
 
 bool tcache_may_hold(const carve_heap *h, const void *p)
@@ -358,6 +367,25 @@ static bool slot_is_cached_soundly(const carve_heap *h, ref s, unsigned cls)
            slot_is_live(run_at(h, loc.run), loc.index) && load64(p) == cached_slot_mark(h, s);
 }
 
+/* Retires every record this process can enter (all of them, once the
+ * orphans are taken over), other threads' fast paths kept out; true if
+ * one was in use. */
+static bool retire_records(carve_heap *h)
+{
+    bool any = false;
+    quiesce_begin(h);
+    for (uint64_t i = 0; i < h->tcache_count; i++) {
+        struct tcache *c = record(h, i);
+        uint64_t tag = c->tag;
+        if (tag != 0 && cache_enter(c, tag)) {
+            cache_retire(h, c);
+            any = true;
+        }
+    }
+    quiesce_end(h);
+    return any;
+}
+
 bool tcache_adopt_orphans(carve_heap *h)
 {
     if (!(h->flags & HEAP_TCACHE) || !records_in_place(h) || (h->flags & CARVE_SHARED)) {
@@ -385,6 +413,10 @@ bool tcache_adopt_orphans(carve_heap *h)
         any = true;
     }
     if (forced) {
+        /* The recount takes every live bit for a user's block, so no cache
+         * may hold a slot then: this process's caches (a fork() child may
+         * have made its own before this call) are emptied first. */
+        (void)retire_records(h);
         small_recount(h);
     }
     return any;
@@ -411,18 +443,9 @@ bool tcache_drain_all(carve_heap *h)
     if (!(h->flags & HEAP_TCACHE) || !records_in_place(h)) {
         return false; /* never followed when damaged; carve_check reports it */
     }
-    bool any = tcache_adopt_orphans(h);
-    quiesce_begin(h);
-    for (uint64_t i = 0; i < h->tcache_count; i++) {
-        struct tcache *c = record(h, i);
-        uint64_t tag = c->tag;
-        if (tag != 0 && cache_enter(c, tag)) {
-            cache_retire(h, c);
-            any = true;
-        }
-    }
-    quiesce_end(h);
-    return any;
+    bool adopted = tcache_adopt_orphans(h);
+    bool retired = retire_records(h);
+    return adopted || retired;
 }
 
 /* tcache_sums over the records, other threads' fast paths kept out. */

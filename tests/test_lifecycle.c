@@ -4,6 +4,8 @@
  */
 #include "unit_util.h"
 
+#include <pthread.h>
+
 #define HEAP_SIZE (64u * 1024u)
 
 /* ------------------------------------------------------------------------ */
@@ -549,6 +551,51 @@ static void test_attach_after_copy(void **state)
 #define CACHE_COPY_HEAP (8u << 20)
 #define CACHE_COPY_BLKS 3000
 
+/* A copy of a CARVE_THREADSAFE heap put back where it was and reopened
+ * (a snapshot restored): this thread still names, in its own memory, the
+ * cache record it took after the copy was made.  A new thread that takes
+ * that record must get another tag, or both threads would use one cache
+ * without the lock and a block would be handed out twice: here the block
+ * the new thread freed into its cache. */
+static carve_heap *restored;
+
+static void *alloc_free_one(void *arg)
+{
+    void **y = (void **)arg;
+    *y = carve_alloc(restored, 32);
+    if (*y != NULL)
+        (void)carve_free(restored, *y); /* it stays in this thread's cache */
+    return NULL;
+}
+
+static void test_attach_restored_snapshot_threads(void **state)
+{
+    (void)state;
+    uh u;
+    carve_heap *h = uh_make(&u, 2 * CARVE_GCACHE_MIN_HEAP, CARVE_GOOD_FIT, CARVE_THREADSAFE);
+    unsigned char *snapshot = malloc(u.r.size);
+    assert_non_null(snapshot);
+    memcpy(snapshot, u.r.buf, u.r.size);
+    void *x = carve_alloc(h, 32); /* this thread takes a cache record */
+    assert_non_null(x);
+    ASSERT_STATUS(carve_free(h, x), CARVE_OK);
+    memcpy(u.r.buf, snapshot, u.r.size);
+    restored = carve_attach(u.r.buf, u.r.size);
+    assert_ptr_equal(restored, h);
+    void *y = NULL;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, alloc_free_one, &y), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_non_null(y);
+    void *z = carve_alloc(h, 32);
+    assert_non_null(z);
+    assert_true(z != y); /* y sits in the other thread's cache: it is free */
+    ASSERT_STATUS(carve_free(h, z), CARVE_OK);
+    ASSERT_HEAP_SANE(h);
+    free(snapshot);
+    uh_destroy(&u);
+}
+
 static void test_attach_copy_with_caches_in_use(void **state)
 {
     (void)state;
@@ -931,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_attach_in_place),
         cmocka_unit_test(test_attach_after_copy),
         cmocka_unit_test(test_attach_copy_with_caches_in_use),
+        cmocka_unit_test(test_attach_restored_snapshot_threads),
         cmocka_unit_test(test_attach_keeps_policy),
         cmocka_unit_test(test_attach_null_and_tiny),
         cmocka_unit_test(test_attach_wrong_size),
