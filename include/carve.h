@@ -303,13 +303,13 @@ int carve_detach(carve_heap *h);
  *     otherwise fail, carve_detach) first hands every thread's cached
  *     blocks back to the heap.  carve_check checks the caches without
  *     emptying them, and reports a write after free over a cached block's
- *     first word (where carve keeps a mark); if the program then frees
- *     that block again, the second free is not recognised as a double free
- *     and the block may be handed out twice.  A thread's cache is not emptied when the thread
- *     exits (carve cannot know the heap is still there): its blocks come
- *     back at the next of the events above, and its record is reused.
- *     peak_used_bytes is updated when a cache exchanges blocks with the
- *     heap, so it may miss a peak by up to the caches' contents.  A second
+ *     first word (where carve keeps a mark).  Such a block is never handed
+ *     out again (its slot stays out of use); if the program frees it again,
+ *     that free cannot be told from a first one once the mark is gone
+ *     (CARVE_OK), but the block is still not handed out twice.  A thread's cache is not emptied
+ * when the thread exits (carve cannot know the heap is still there): its blocks come back at the
+ * next of the events above, and its record is reused. peak_used_bytes is updated when a cache
+ * exchanges blocks with the heap, so it may miss a peak by up to the caches' contents.  A second
  *     free of a block that sits in a cache is still reported as
  *     CARVE_ERR_DOUBLE_FREE.  On Linux the library registers with
  *     membarrier(2) when it is loaded, and emptying the caches of a heap

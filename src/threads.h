@@ -171,10 +171,20 @@ CARVE_INLINE void cache_push(struct tcache *c, unsigned cls, void *p, ref s, uin
 }
 
 /* A slot handed out from class cls of cache c (busy or solo, n > 0 slots):
- * its mark is wiped so a free of it is not taken for a double free. */
+ * its mark is wiped so a free of it is not taken for a double free.  NULL
+ * when the slot no longer carries its mark: it was written after it was
+ * freed, and then perhaps freed again, which a free cannot tell from a
+ * first free once the mark is gone, so it was pushed twice and one copy
+ * is already in use.  Either way it is not handed out (again): the pop
+ * still counts, as the allocation that balances the second push, or as a
+ * slot lost to the damage (the caller then takes the next one). */
 CARVE_INLINE void *hand_out(const carve_heap *h, struct tcache *c, unsigned cls, unsigned n)
 {
-    void *p = at(h, cache_pop(c, cls, n));
+    ref s = cache_pop(c, cls, n);
+    void *p = at(h, s);
+    if (CARVE_UNLIKELY(load64(p) != cached_slot_mark(h, s))) {
+        return NULL;
+    }
     store64(p, 0); /* no longer marked as cached */
     return p;
 }

@@ -740,6 +740,43 @@ static void test_free_slots(void **state)
     }
 }
 
+/* A freed small block sitting in a cache, written over (its first word,
+ * where the cache's mark is) and then freed again: the second free cannot
+ * be told from a first one once the mark is gone, and it puts the block in
+ * the cache a second time.  It must still never be handed out twice: the
+ * copy whose mark is gone is kept out of circulation.  With and without
+ * the lock. */
+static void test_write_after_free_then_free_again(void **state)
+{
+    (void)state;
+    const unsigned flags[] = {0, CARVE_THREADSAFE};
+    for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, (size_t)8 << 20, CARVE_GOOD_FIT, flags[fi]);
+        unsigned char *p = carve_alloc(h, 32);
+        assert_non_null(p);
+        ASSERT_STATUS(carve_free(h, p), CARVE_OK); /* into the cache */
+        memset(p, 'x', 8);                         /* the write after free */
+        ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+        (void)carve_free(h, p); /* not recognised: the mark is gone */
+        enum { N = 200 };
+        unsigned char *b[N];
+        for (size_t i = 0; i < N; i++) {
+            b[i] = carve_alloc(h, 32);
+            assert_non_null(b[i]);
+            for (size_t j = 0; j < i; j++)
+                assert_true(b[j] != b[i]);
+            tu_fill(b[i], 300 + i, 32);
+        }
+        for (size_t i = 0; i < N; i++) {
+            assert_int_equal(tu_verify(b[i], 300 + i, 32), 32);
+            ASSERT_STATUS(carve_free(h, b[i]), CARVE_OK);
+        }
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        uh_destroy(&u);
+    }
+}
+
 /* A slot a cache took from its run but never handed out (in a fresh heap,
  * the one right after the first allocation): it is free, so its usable
  * size is 0 and freeing it is a double free that changes nothing, and it
@@ -894,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_check_control_block),
         cmocka_unit_test(test_free_slots),
         cmocka_unit_test(test_free_slot_never_handed_out),
+        cmocka_unit_test(test_write_after_free_then_free_again),
         cmocka_unit_test(test_every_offset_of_a_run),
         cmocka_unit_test(test_strerror),
     };
