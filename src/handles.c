@@ -307,7 +307,7 @@ static CARVE_NOINLINE void *pin_unlocked(carve_heap *h, carve_handle hd)
     hword w;
     int st = handle_resolve(h, hd, &e, &w);
     if (st != CARVE_OK) {
-        errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        errno = heap_errno_of(st);
         return NULL;
     }
     if (e->pins == UINT32_MAX) {

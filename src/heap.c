@@ -1140,7 +1140,7 @@ static void *realloc_slot(carve_heap *h, void *ptr, size_t size)
     struct slot_loc loc;
     int st = small_locate(h, ptr, &loc);
     if (st != CARVE_OK || !slot_is_live(run_at(h, loc.run), loc.index)) {
-        errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        errno = heap_errno_of(st);
         return NULL;
     }
     uint64_t slot = slot_size_of(loc.cls);
@@ -1167,7 +1167,7 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
     hword w;
     int st = locate_live(h, ptr, &b, &w);
     if (st != CARVE_OK) {
-        errno = st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        errno = heap_errno_of(st);
         return NULL;
     }
     uint64_t want;
@@ -1413,7 +1413,7 @@ CARVE_EXPORT void *carve_realloc(carve_heap *h, void *ptr, size_t size)
          * thread cache (it is free, so this is a double free). */
         int saved = errno;
         int st = carve_free(h, ptr);
-        errno = st == CARVE_OK ? saved : st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+        errno = st == CARVE_OK ? saved : heap_errno_of(st);
         return NULL;
     }
     if ((h->flags & (HEAP_TCACHE | CARVE_THREADSAFE)) == HEAP_TCACHE && small_owns(h, ptr)) {

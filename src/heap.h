@@ -21,6 +21,14 @@ CARVE_INLINE void heap_count_failure(carve_heap *h)
     }
 }
 
+/* The errno of a pointer-returning call refused with status st (not
+ * CARVE_OK): EIO for damage (carve.h, "Corruption"), EINVAL for a bad
+ * argument (a pointer or handle that is not a live one of this heap). */
+CARVE_INLINE int heap_errno_of(int st)
+{
+    return st == CARVE_ERR_CORRUPT ? CARVE_ERRNO_CORRUPT : EINVAL;
+}
+
 /* The test builds' full check after a change (heap_enter and heap_leave,
  * the lock every public entry point takes, are in internal.h). */
 void heap_debug_check(carve_heap *h);
