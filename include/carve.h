@@ -292,11 +292,16 @@ int carve_detach(carve_heap *h);
  *     (which frees the records, those of threads that have exited too)
  *     and takes one, so with more than 64 threads using the heap at once
  *     the records pass from thread to thread, each pass costing one such
- *     emptying.  A thread holds cache entries for at most 4 heaps; in any
- *     other heap it works without a cache, through the lock (it gives an
- *     entry up only when, at a call in that heap, it finds its record
- *     retired).  It also works through the lock when the records fail
- *     their check, asking again 1024 calls later.
+ *     emptying.  A thread holds cache entries for at most 4 heaps; in
+ *     another heap it works without a cache, through the lock, until it
+ *     has made 65,536 calls without one: then it gives up the entry it has
+ *     used least recently (if that one has been idle as long; at most one
+ *     per 65,536 such calls) and takes a cache in this heap.  Giving an
+ *     entry up does not touch its heap, which may be gone: the record there
+ *     keeps its blocks until the thread comes back to that heap and takes
+ *     it again, or until that heap empties every cache.  It also works
+ *     through the lock when the records fail their check, asking again
+ *     1024 calls later.
  *     Cached blocks are not the user's and not free to
  *     others: whatever must be exact (carve_get_stats, carve_walk,
  *     carve_dump, carve_compact, carve_trim, an allocation that would

@@ -194,7 +194,10 @@ static void cache_reset_counts(struct tcache *c)
  * reports the damage.  The slots usually come from few runs: a run checked
  * for one slot is trusted for the next ones of the same run (no second
  * page-map look-up and tag check) until handing a slot back may have
- * unmade it.  Each slot is still checked to be a live slot's start. */
+ * unmade it.  Each slot is still checked to be a live slot's start.
+ * Its mark is wiped first: a slot handed out later without a cache (by a
+ * thread that has none in this heap) and freed unwritten would otherwise
+ * look cached to the free, which then empties every cache to find out. */
 static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
 {
     ref trusted = 0;
@@ -218,6 +221,7 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
         }
         struct run *run = run_at(h, r);
         bool may_unmake = run->nfree + 1u >= run_geom[cls].nslots; /* small_put may empty it */
+        store64(at(h, s), 0);
         small_put(h, r, i, cls);
         if (may_unmake) {
             trusted = 0;
@@ -225,7 +229,6 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
     }
 }
 
-/* Takes up to n free slots of class cls from the runs into out. */
 /* The owner number (1 + index) of record c. */
 static unsigned owner_of(const carve_heap *h, const struct tcache *c)
 {
@@ -544,6 +547,14 @@ CARVE_THREAD_LOCAL struct tls_cache tcache_mine[TCACHE_PER_THREAD];
 CARVE_THREAD_LOCAL struct thread_mark thread_self;
 /* After every record was found taken, calls to wait before looking again. */
 static CARVE_THREAD_LOCAL unsigned my_record_backoff;
+/* Calls to my_cache by this thread: the clock that entries' idleness is
+ * read on (struct tls_cache, used). */
+static CARVE_THREAD_LOCAL uint64_t my_cache_calls;
+/* my_cache_calls when this thread last gave up an entry. */
+static CARVE_THREAD_LOCAL uint64_t my_last_eviction;
+/* my_thread_number()'s, once my_number_taken is 1. */
+static CARVE_THREAD_LOCAL uint32_t my_number;
+static CARVE_THREAD_LOCAL uint32_t my_number_taken;
 
 static void thread_exit(void *mark)
 {
@@ -716,13 +727,60 @@ static bool record_free(const carve_heap *h)
     return false;
 }
 
-/* Gives this thread a free record of h and notes it in e (a free entry);
- * false when every record is taken. */
+/* This thread's number in its process, which its records carry (struct
+ * tcache), so that it can find a record of its own again after it gave up
+ * its entry for the heap (entry_to_fill).  Numbers are never reused: past
+ * 2^32 - 1 threads a thread gets 0, which no record is found by. */
+static uint32_t my_thread_number(void)
+{
+    static _Atomic uint64_t numbers_given;
+    if (my_number_taken == 0) {
+        uint64_t n = atomic_fetch_add_explicit(&numbers_given, 1u, memory_order_relaxed) + 1u;
+        my_number = n <= UINT32_MAX ? (uint32_t)n : 0u;
+        my_number_taken = 1;
+    }
+    return my_number;
+}
+
+/* Notes record i of h (taken, tag c->tag) in entry e. */
+static void entry_set(carve_heap *h, struct tls_cache *e, uint64_t i, const struct tcache *c)
+{
+    e->h = h;
+    e->salt = h->salt;
+    e->c = h->tcaches + i * sizeof(struct tcache);
+    e->tag = c->tag;
+}
+
+/* Takes back a record of h this thread gave its entry up for, with the
+ * slots and runs it still holds, instead of making another.  Under the
+ * heap's lock, so no drainer is in it; its owner is this thread, which
+ * is not in it either, so it is idle (state == tag) unless something
+ * overwrote it.  A number and a process id are those of one live thread
+ * at a time: a record found by them is this thread's, or one whose
+ * thread exited, which nobody else can be using either. */
+static bool cache_take_back(carve_heap *h, struct tls_cache *e)
+{
+    uint32_t me = my_thread_number();
+    uint32_t pid = (uint32_t)getpid();
+    for (uint64_t i = 0; me != 0 && records_in_place(h) && i < h->tcache_count; i++) {
+        struct tcache *c = record(h, i);
+        uint64_t tag = c->tag;
+        if (tag != 0 && c->thread == me && c->pid == pid &&
+            atomic_load_explicit(&c->state, memory_order_acquire) == tag) {
+            entry_set(h, e, i, c);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Gives this thread a record of h, its own from before or a free one, and
+ * notes it in e (a free entry); false when every record is taken. */
 static bool cache_create(carve_heap *h, struct tls_cache *e)
 {
-    bool made = false;
     heap_enter(h);
-    if (records_in_place(h) && !record_free(h)) {
+    bool made = cache_take_back(h, e);
+    if (!made && records_in_place(h) && !record_free(h)) {
         /* Records of threads that exited stay taken until a drain. */
         (void)tcache_drain_all(h);
     }
@@ -731,18 +789,15 @@ static bool cache_create(carve_heap *h, struct tls_cache *e)
         if (c->tag != 0) {
             continue;
         }
-        ref off = h->tcaches + i * sizeof(struct tcache);
         cache_reset_counts(c);
         memset(c->own, 0, sizeof c->own);
         memset(c->partial, 0, sizeof c->partial);
         c->owns = 1;
         c->pid = (uint32_t)getpid();
-        c->tag = cache_tag(h, off, h->tcache_serial++);
+        c->thread = my_thread_number();
+        c->tag = cache_tag(h, h->tcaches + i * sizeof(struct tcache), h->tcache_serial++);
         atomic_store_explicit(&c->state, c->tag, memory_order_release);
-        e->h = h;
-        e->salt = h->salt;
-        e->c = off;
-        e->tag = c->tag;
+        entry_set(h, e, i, c);
         made = true;
     }
     heap_leave(h);
@@ -750,26 +805,57 @@ static bool cache_create(carve_heap *h, struct tls_cache *e)
 }
 
 /* Moves entry e to the front, where the fast paths look (enter_mru), and
- * returns it there. */
+ * returns it there.  The others keep their order, so the entries run from
+ * the most to the least recently used, and the last is the one to give up. */
 static struct tls_cache *most_recent(struct tls_cache *e)
 {
     if (e != &tcache_mine[0]) {
         struct tls_cache t = *e;
-        *e = tcache_mine[0];
+        memmove(&tcache_mine[1], &tcache_mine[0], (size_t)(e - tcache_mine) * sizeof *e);
         tcache_mine[0] = t;
     }
     return &tcache_mine[0];
 }
 
-/* This thread's cache entry for h, making one if there is room; NULL when
- * the thread has none (then every call takes the lock). */
+/* An entry for a new cache: a free one, else the least recently used once
+ * it has been idle for TCACHE_IDLE_CALLS calls (NULL before that).  Without
+ * this a thread that had used TCACHE_PER_THREAD heaps, even heaps long
+ * released, would work through the lock in every heap after them.
+ *
+ * Giving up an entry only forgets it: its heap is not touched (it may be
+ * gone), so its record stays taken, with the slots and runs it holds,
+ * until this thread comes back and takes it again (cache_take_back) or a
+ * drain there retires it, as it does a record of a thread that exited.
+ *
+ * At most one entry is given up per TCACHE_IDLE_CALLS calls.  A new cache
+ * costs about 5 us (a record, refills from runs of its own), so a thread
+ * that goes round more heaps than it has entries spends under 1% of its
+ * time changing caches, against about 20 ns per call through the lock,
+ * whatever its pattern; giving an entry up at once made such rounds 10 to
+ * 25 times slower. */
+static struct tls_cache *entry_to_fill(struct tls_cache *empty)
+{
+    struct tls_cache *oldest = &tcache_mine[TCACHE_PER_THREAD - 1u];
+    if (empty == NULL && my_cache_calls - oldest->used >= TCACHE_IDLE_CALLS &&
+        my_cache_calls - my_last_eviction >= TCACHE_IDLE_CALLS) {
+        my_last_eviction = my_cache_calls;
+        memset(oldest, 0, sizeof *oldest);
+        empty = oldest;
+    }
+    return empty;
+}
+
+/* This thread's cache entry for h, making one if it has none; NULL when
+ * it cannot (then every call takes the lock). */
 static struct tls_cache *my_cache(carve_heap *h)
 {
+    my_cache_calls++;
     struct tls_cache *empty = NULL;
     for (unsigned i = 0; i < TCACHE_PER_THREAD; i++) {
         struct tls_cache *e = &tcache_mine[i];
         if (e->h == h) {
             if (CARVE_LIKELY(e->salt == h->salt)) {
+                e->used = my_cache_calls;
                 return most_recent(e);
             }
             memset(e, 0, sizeof *e); /* another heap now lives at h */
@@ -778,15 +864,17 @@ static struct tls_cache *my_cache(carve_heap *h)
             empty = e;
         }
     }
-    if (empty == NULL || my_record_backoff > 0) {
+    struct tls_cache *e = entry_to_fill(empty);
+    if (e == NULL || my_record_backoff > 0) {
         my_record_backoff -= my_record_backoff > 0 ? 1u : 0u;
         return NULL;
     }
-    if (!cache_create(h, empty)) {
+    if (!cache_create(h, e)) {
         my_record_backoff = 1024u; /* every record is taken: do not ask on every call */
         return NULL;
     }
-    return empty;
+    e->used = my_cache_calls;
+    return most_recent(e);
 }
 
 /* Enters this thread's cache for h: its entry, with the cache busy; NULL
@@ -943,6 +1031,7 @@ static struct tcache *solo_cache(carve_heap *h)
         memset(c->partial, 0, sizeof c->partial);
         c->owns = 0;
         c->pid = 0;
+        c->thread = 0;
         c->tag = cache_tag(h, h->tcaches, h->tcache_serial++);
         atomic_store_explicit(&c->state, c->tag, memory_order_relaxed);
     }

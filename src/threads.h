@@ -70,16 +70,22 @@
 /* Heaps whose arena would be smaller than this get no caches: the records
  * take 8.4 KiB each, and the slots they may hold up to 136 KiB per thread. */
 #define TCACHE_MIN_ARENA (UINT64_C(4) << 20)
-/* How many heaps one thread keeps caches for at a time. */
+/* How many heaps one thread keeps caches for at a time.  A heap beyond
+ * them gets the entry of the least recently used one once that has been
+ * idle for TCACHE_IDLE_CALLS of the thread's slow-path calls, and at most
+ * once per TCACHE_IDLE_CALLS such calls (threads.c, my_cache): the entry
+ * of a heap that is gone is given up, and a thread that goes round more
+ * heaps than it has entries for does not change caches at every turn. */
 #define TCACHE_PER_THREAD 4u
+#define TCACHE_IDLE_CALLS 65536u
 
 struct tcache {
     /* 0 free; tag owned; tag | 1 busy.  Only ever accessed atomically. */
     _Atomic uint64_t state;
-    uint64_t tag; /* cache_tag(): even, never 0, unique in the heap's life */
-    uint32_t pid; /* the owning thread's process */
-    uint32_t unused;
-    uint64_t ops; /* pops and pushes not yet folded in */
+    uint64_t tag;    /* cache_tag(): even, never 0, unique in the heap's life */
+    uint32_t pid;    /* the owning thread's process */
+    uint32_t thread; /* its number in that process (threads.c), or 0 */
+    uint64_t ops;    /* pops and pushes not yet folded in */
     uint16_t count[SMALL_CLASSES];
     uint16_t base[SMALL_CLASSES]; /* count at the last fold (under the lock) */
     ref slot[SMALL_CLASSES][TCACHE_CAP];
@@ -117,6 +123,7 @@ struct tls_cache {
     uint64_t salt; /* h->salt when the cache was made: another heap at h differs */
     ref c;
     uint64_t tag;
+    uint64_t used; /* my_cache's count of the thread's calls when it last found it */
 };
 extern CARVE_THREAD_LOCAL struct tls_cache tcache_mine[TCACHE_PER_THREAD];
 

@@ -596,6 +596,104 @@ static void test_attach_restored_snapshot_threads(void **state)
     uh_destroy(&u);
 }
 
+/* A thread keeps caches for a few heaps at a time (4).  One that has used
+ * that many and goes on to others, here while the first ones stay alive
+ * and unused, gets a cache in each new one after a while (65,536 of its
+ * calls without a cache) by giving up the entry it used least recently;
+ * before, it went through the lock in every further heap for good.  Back in
+ * a heap whose entry it gave up, it has a cache again.  A cache shows
+ * through the mark a free writes into a small block it keeps: overwriting
+ * that word is damage carve_check reports, while a block freed without a
+ * cache is left as it was.  Earlier tests in this process left this
+ * thread entries of heaps that are gone, so every heap is first used for
+ * as many calls as it takes to give one of those up. */
+#define EVERY_HEAPS 6
+#define EVERY_CALLS 70000 /* allocations and frees in one heap: more than 65,536 */
+
+static int freed_into_a_cache(carve_heap *h)
+{
+    unsigned char *p = carve_alloc(h, 32);
+    assert_non_null(p);
+    memset(p, 0xa5, 8);
+    ASSERT_STATUS(carve_free(h, p), CARVE_OK);
+    unsigned char after[8];
+    memcpy(after, p, 8);
+    memset(p, 0xa5, 8); /* what the block held before its free */
+    int st = carve_check(h);
+    memcpy(p, after, 8);
+    ASSERT_STATUS(carve_check(h), CARVE_OK);
+    return st == CARVE_ERR_CORRUPT;
+}
+
+static void churn_small(carve_heap *h, size_t calls)
+{
+    for (size_t i = 0; i < calls / 2; i++) {
+        void *p = carve_alloc(h, 16 + 16 * (i % 8));
+        assert_non_null(p);
+        ASSERT_STATUS(carve_free(h, p), CARVE_OK);
+    }
+}
+
+static void test_thread_caches_beyond_four_heaps(void **state)
+{
+    (void)state;
+    uh u[EVERY_HEAPS];
+    carve_heap *h[EVERY_HEAPS];
+    carve_stats fresh[EVERY_HEAPS];
+    for (size_t k = 0; k < EVERY_HEAPS; k++) {
+        h[k] = uh_make(&u[k], 2 * CARVE_GCACHE_MIN_HEAP, CARVE_GOOD_FIT, CARVE_THREADSAFE);
+        carve_get_stats(h[k], &fresh[k]);
+    }
+    for (size_t k = 0; k < 4; k++) {
+        churn_small(h[k], EVERY_CALLS);
+        assert_true(freed_into_a_cache(h[k]));
+    }
+    /* Heaps 0 and 1 are the least recently used when 4 and 5 take their
+     * entries; then 0 comes back. */
+    const size_t later[] = {4, 5, 0};
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        churn_small(h[later[i]], EVERY_CALLS);
+        assert_true(freed_into_a_cache(h[later[i]]));
+    }
+    /* The records given up hold slots until the heap takes them back:
+     * statistics (which empty every cache) find every heap as it began. */
+    for (size_t k = 0; k < EVERY_HEAPS; k++) {
+        carve_stats st;
+        carve_get_stats(h[k], &st);
+        assert_int_equal(st.live_blocks, 0);
+        assert_int_equal(st.free_bytes, fresh[k].free_bytes);
+        assert_int_equal(st.largest_free, fresh[k].largest_free);
+        ASSERT_HEAP_SANE(h[k]);
+        uh_destroy(&u[k]);
+    }
+}
+
+/* A slot a cache held goes back to its run without the cache's mark: a
+ * thread without a cache in the heap that is handed it later and frees it
+ * unwritten would otherwise make the free take it for a cached slot and
+ * empty every cache to find out. */
+static void test_slot_leaves_cache_unmarked(void **state)
+{
+    (void)state;
+    uh u;
+    carve_heap *h = uh_make(&u, 2 * CARVE_GCACHE_MIN_HEAP, CARVE_GOOD_FIT, CARVE_THREADSAFE);
+    churn_small(h, EVERY_CALLS); /* see test_thread_caches_beyond_four_heaps */
+    unsigned char *p = carve_alloc(h, 32);
+    assert_non_null(p);
+    memset(p, 0, 8);
+    ASSERT_STATUS(carve_free(h, p), CARVE_OK); /* into this thread's cache: marked */
+    uint64_t marked;
+    memcpy(&marked, p, 8);
+    assert_true(marked != 0);
+    carve_stats st;
+    carve_get_stats(h, &st); /* empties the cache */
+    uint64_t now;
+    memcpy(&now, p, 8);
+    assert_int_equal(now, 0);
+    ASSERT_HEAP_SANE(h);
+    uh_destroy(&u);
+}
+
 static void test_attach_copy_with_caches_in_use(void **state)
 {
     (void)state;
@@ -979,6 +1077,8 @@ int main(void)
         cmocka_unit_test(test_attach_after_copy),
         cmocka_unit_test(test_attach_copy_with_caches_in_use),
         cmocka_unit_test(test_attach_restored_snapshot_threads),
+        cmocka_unit_test(test_thread_caches_beyond_four_heaps),
+        cmocka_unit_test(test_slot_leaves_cache_unmarked),
         cmocka_unit_test(test_attach_keeps_policy),
         cmocka_unit_test(test_attach_null_and_tiny),
         cmocka_unit_test(test_attach_wrong_size),

@@ -38,7 +38,9 @@
  *           passes carve_check, has the fresh shape and keeps working; a
  *           second detach is refused.  Then the caches at their limits: 72
  *           threads at once on one heap (more than it has caches for), one
- *           thread on 6 heaps (more than it keeps caches for).
+ *           thread on 6 heaps (more than it keeps caches for), round and
+ *           round and then in phases long enough that it gives caches up
+ *           and takes them back, while another thread empties them.
  *
  * Usage: thread_stress MODE [OPS [SEED]]  (or CARVE_TEST_OPS, CARVE_TEST_SEED).
  * OPS is the operations per thread of the main configuration (the others
@@ -225,6 +227,16 @@ static void verify(const void *p, uint64_t seed, size_t n, const char *what)
 {
     size_t bad = tu_verify(p, seed, n);
     CHECK(bad == n, "%s: block %p of %zu bytes lost its contents at byte %zu", what, p, n, bad);
+}
+
+/* Runs a and b on arg in two threads at once, and waits for both. */
+static void run_pair(void *(*a)(void *), void *(*b)(void *), void *arg)
+{
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, a, arg) == 0, "pthread_create");
+    CHECK(pthread_create(&tb, NULL, b, arg) == 0, "pthread_create");
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
 }
 
 static int nomem(run *r)
@@ -1014,11 +1026,7 @@ static void mode_pins(uint64_t ops)
         pr.config = cfgs[c].name;
         atomic_init(&pr.done, 0);
         atomic_init(&pr.pinner_steps, 0);
-        pthread_t a, b;
-        CHECK(pthread_create(&a, NULL, pinner_thread, &pr) == 0, "pthread_create");
-        CHECK(pthread_create(&b, NULL, compactor_thread, &pr) == 0, "pthread_create");
-        pthread_join(a, NULL);
-        pthread_join(b, NULL);
+        run_pair(pinner_thread, compactor_thread, &pr);
         carve_stats s;
         carve_get_stats(h, &s);
         CHECK(s.bytes_moved > 0, "the compactor never moved anything: the test tested nothing");
@@ -1236,6 +1244,78 @@ static void *many_user(void *arg)
     return NULL;
 }
 
+/* One thread on more heaps than it keeps caches for, in phases long enough
+ * (over 65,536 calls in a heap without a cache) that it gives entries up
+ * and later, back in those heaps, takes its records back; meanwhile
+ * another thread churns the first heaps, and reads the statistics of two
+ * of them, each read emptying every cache there, the records given up
+ * too (in the other two they wait to be taken back). */
+#define PHASE_CALLS 70000
+
+typedef struct phased {
+    carve_heap **heaps;
+    _Atomic int done;
+} phased;
+
+static void churn_verified(carve_heap *h, size_t calls, uint64_t seed)
+{
+    enum { BATCH = 16 };
+    void *p[BATCH];
+    for (size_t i = 0; i < calls / (2 * BATCH); i++) {
+        for (size_t k = 0; k < BATCH; k++) {
+            size_t n = 8 + ((seed + i + k) * 29) % 240;
+            p[k] = carve_alloc(h, n);
+            CHECK(p[k] != NULL, "carve_alloc(%zu) failed: errno %d", n, errno);
+            tu_fill(p[k], seed + k, n);
+        }
+        for (size_t k = 0; k < BATCH; k++) {
+            size_t n = 8 + ((seed + i + k) * 29) % 240;
+            verify(p[k], seed + k, n, "a small block");
+            CHECK_STATUS(carve_free(h, p[k]), CARVE_OK);
+        }
+    }
+}
+
+static void *phased_user(void *arg)
+{
+    phased *ph = arg;
+    here.mode = "detach";
+    for (size_t k = 0; k < 4; k++)
+        churn_verified(ph->heaps[k], 2048, k);
+    for (size_t k = 4; k < MANY_HEAPS; k++)
+        churn_verified(ph->heaps[k], PHASE_CALLS, k);
+    for (size_t k = 0; k < 4; k++)
+        churn_verified(ph->heaps[k], PHASE_CALLS, k);
+    atomic_store(&ph->done, 1);
+    return NULL;
+}
+
+static void *phased_reader(void *arg)
+{
+    phased *ph = arg;
+    here.mode = "detach";
+    while (!atomic_load(&ph->done)) {
+        for (size_t k = 0; k < 4; k++) {
+            churn_verified(ph->heaps[k], 64, 100 + k);
+            if (k >= 2) {
+                carve_stats st;
+                carve_get_stats(ph->heaps[k], &st);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void heaps_in_phases(carve_heap **heaps, const carve_stats *fresh)
+{
+    phased ph;
+    ph.heaps = heaps;
+    atomic_init(&ph.done, 0);
+    run_pair(phased_user, phased_reader, &ph);
+    for (size_t k = 0; k < MANY_HEAPS; k++)
+        check_fresh(heaps[k], &fresh[k], "one thread on heaps in phases, another reading");
+}
+
 static void many_threads_and_heaps(void)
 {
     static const config c = {
@@ -1258,6 +1338,7 @@ static void many_threads_and_heaps(void)
     pthread_join(t, NULL);
     for (size_t k = 0; k < MANY_HEAPS; k++)
         check_fresh(m.heaps[k], &fresh[k], "one thread used more heaps than it caches for");
+    heaps_in_phases(m.heaps, fresh);
     static pthread_t tids[MANY_THREADS];
     pthread_barrier_t all_in;
     pthread_barrier_init(&all_in, NULL, MANY_THREADS);
