@@ -755,9 +755,13 @@ static void entry_set(carve_heap *h, struct tls_cache *e, uint64_t i, const stru
  * slots and runs it still holds, instead of making another.  Under the
  * heap's lock, so no drainer is in it; its owner is this thread, which
  * is not in it either, so it is idle (state == tag) unless something
- * overwrote it.  A number and a process id are those of one live thread
- * at a time: a record found by them is this thread's, or one whose
- * thread exited, which nobody else can be using either. */
+ * overwrote it.  In a private heap (one process) a number and the process
+ * id are those of one live thread at a time: a record found by them is
+ * this thread's, or one whose thread exited, which nobody else can be
+ * using either.  A CARVE_SHARED heap may be mapped by processes of two pid
+ * namespaces with the same pid, so two live threads may find one record;
+ * its users then take turns, since every entry into a shared heap's record
+ * is a compare-and-swap of its state word (enter_mru, cache_enter). */
 static bool cache_take_back(carve_heap *h, struct tls_cache *e)
 {
     uint32_t me = my_thread_number();

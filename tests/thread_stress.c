@@ -1263,13 +1263,13 @@ static void churn_verified(carve_heap *h, size_t calls, uint64_t seed)
     void *p[BATCH];
     for (size_t i = 0; i < calls / (2 * BATCH); i++) {
         for (size_t k = 0; k < BATCH; k++) {
-            size_t n = 8 + ((seed + i + k) * 29) % 240;
+            size_t n = (size_t)(8 + ((seed + i + k) * 29) % 240);
             p[k] = carve_alloc(h, n);
             CHECK(p[k] != NULL, "carve_alloc(%zu) failed: errno %d", n, errno);
             tu_fill(p[k], seed + k, n);
         }
         for (size_t k = 0; k < BATCH; k++) {
-            size_t n = 8 + ((seed + i + k) * 29) % 240;
+            size_t n = (size_t)(8 + ((seed + i + k) * 29) % 240);
             verify(p[k], seed + k, n, "a small block");
             CHECK_STATUS(carve_free(h, p[k]), CARVE_OK);
         }
