@@ -299,7 +299,8 @@ int carve_detach(carve_heap *h);
  *     per 65,536 such calls) and takes a cache in this heap.  Giving an
  *     entry up does not touch its heap, which may be gone: the record there
  *     keeps its blocks until the thread comes back to that heap and takes
- *     it again, or until that heap empties every cache.  It also works
+ *     it again (not in a CARVE_SHARED heap), or until that heap empties
+ *     every cache.  It also works
  *     through the lock when the records fail their check, asking again
  *     1024 calls later.
  *     Cached blocks are not the user's and not free to

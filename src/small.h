@@ -384,26 +384,33 @@ CARVE_INLINE void small_note_decline(carve_heap *h, unsigned cls, bool wasted)
     }
 }
 
+/* Slot p of class cls, just taken from its run, handed to the user.  In a
+ * heap with caches it may still carry the mark of a cache it sat in before
+ * a drain (threads.c, give_back_many): wiped, or a free of it, unwritten,
+ * would look cached and empty every cache to find out. */
+CARVE_INLINE void *slot_to_user(carve_heap *h, unsigned cls, void *p)
+{
+    if (h->flags & HEAP_TCACHE) {
+        store64(p, 0);
+    }
+    count_slot(h, cls, true);
+    return p;
+}
+
 /* A slot for size bytes (1..SMALL_MAX) from small_take (any: from
  * small_take_any), counted as the user's; NULL as they return it. */
 CARVE_INLINE void *small_alloc(carve_heap *h, size_t size)
 {
     unsigned cls = small_class_of(size);
     void *p = small_take(h, cls);
-    if (CARVE_LIKELY(p != NULL)) {
-        count_slot(h, cls, true);
-    }
-    return p;
+    return CARVE_LIKELY(p != NULL) ? slot_to_user(h, cls, p) : NULL;
 }
 
 CARVE_INLINE void *small_alloc_any(carve_heap *h, size_t size)
 {
     unsigned cls = small_class_of(size);
     void *p = small_take_any(h, cls);
-    if (p != NULL) {
-        count_slot(h, cls, true);
-    }
-    return p;
+    return p != NULL ? slot_to_user(h, cls, p) : NULL;
 }
 
 /* Where a slot pointer lies: its run, its index there and the run's class. */

@@ -194,10 +194,11 @@ static void cache_reset_counts(struct tcache *c)
  * reports the damage.  The slots usually come from few runs: a run checked
  * for one slot is trusted for the next ones of the same run (no second
  * page-map look-up and tag check) until handing a slot back may have
- * unmade it.  Each slot is still checked to be a live slot's start.
- * Its mark is wiped first: a slot handed out later without a cache (by a
- * thread that has none in this heap) and freed unwritten would otherwise
- * look cached to the free, which then empties every cache to find out. */
+ * unmade it.  Each slot is still checked to be a live slot's start.  Its
+ * mark stays until its live bit is clear: a free of it in another thread,
+ * without the lock, that still finds the bit set must find the mark too
+ * and go to the lock, where it is a double free (small_alloc wipes a stale
+ * mark when the slot is handed out again without a cache). */
 static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
 {
     ref trusted = 0;
@@ -221,7 +222,6 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
         }
         struct run *run = run_at(h, r);
         bool may_unmake = run->nfree + 1u >= run_geom[cls].nslots; /* small_put may empty it */
-        store64(at(h, s), 0);
         small_put(h, r, i, cls);
         if (may_unmake) {
             trusted = 0;
@@ -758,12 +758,16 @@ static void entry_set(carve_heap *h, struct tls_cache *e, uint64_t i, const stru
  * overwrote it.  In a private heap (one process) a number and the process
  * id are those of one live thread at a time: a record found by them is
  * this thread's, or one whose thread exited, which nobody else can be
- * using either.  A CARVE_SHARED heap may be mapped by processes of two pid
- * namespaces with the same pid, so two live threads may find one record;
- * its users then take turns, since every entry into a shared heap's record
- * is a compare-and-swap of its state word (enter_mru, cache_enter). */
+ * using either.  Not in a CARVE_SHARED heap: processes of two pid
+ * namespaces may map it with the same pid, and a record that two live
+ * threads used would break the cache's one-owner rules (a refill appends
+ * to counts only its owner raises), so a record given up there waits for
+ * a drain. */
 static bool cache_take_back(carve_heap *h, struct tls_cache *e)
 {
+    if (h->flags & CARVE_SHARED) {
+        return false;
+    }
     uint32_t me = my_thread_number();
     uint32_t pid = (uint32_t)getpid();
     for (uint64_t i = 0; me != 0 && records_in_place(h) && i < h->tcache_count; i++) {
@@ -868,9 +872,12 @@ static struct tls_cache *my_cache(carve_heap *h)
             empty = e;
         }
     }
+    if (my_record_backoff > 0) {
+        my_record_backoff--;
+        return NULL;
+    }
     struct tls_cache *e = entry_to_fill(empty);
-    if (e == NULL || my_record_backoff > 0) {
-        my_record_backoff -= my_record_backoff > 0 ? 1u : 0u;
+    if (e == NULL) {
         return NULL;
     }
     if (!cache_create(h, e)) {

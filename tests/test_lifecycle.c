@@ -668,30 +668,74 @@ static void test_thread_caches_beyond_four_heaps(void **state)
     }
 }
 
-/* A slot a cache held goes back to its run without the cache's mark: a
- * thread without a cache in the heap that is handed it later and frees it
- * unwritten would otherwise make the free take it for a cached slot and
- * empty every cache to find out. */
-static void test_slot_leaves_cache_unmarked(void **state)
+/* A slot a cache held and a drain gave back to its run carries no cache's
+ * mark when it is handed out again without a cache: freed unwritten, it
+ * would otherwise look cached to the free, which would empty every cache
+ * to find out.  The second thread has caches in 4 other heaps, so in this
+ * one it allocates through the lock. */
+typedef struct unmarked {
+    carve_heap *others[4];
+    carve_heap *h;
+    unsigned char *slot; /* the slot the first thread freed into its cache */
+    uint64_t mark;       /* what the free wrote into it */
+    int found;           /* the second thread was handed slot */
+    uint64_t word;       /* its first word then */
+} unmarked;
+
+static void *alloc_without_cache(void *arg)
+{
+    unmarked *t = (unmarked *)arg;
+    for (size_t k = 0; k < 4; k++) { /* fills this thread's 4 cache entries */
+        void *x = carve_alloc(t->others[k], 32);
+        if (x == NULL || carve_free(t->others[k], x) != CARVE_OK)
+            return NULL;
+    }
+    enum { MAX = 1000 };
+    static void *got[MAX];
+    size_t n = 0;
+    while (n < MAX && !t->found && (got[n] = carve_alloc(t->h, 32)) != NULL) {
+        if (got[n] == t->slot) {
+            t->found = 1;
+            memcpy(&t->word, t->slot, 8);
+        }
+        n++;
+    }
+    while (n-- > 0)
+        (void)carve_free(t->h, got[n]);
+    return NULL;
+}
+
+static void test_slot_handed_out_again_unmarked(void **state)
 {
     (void)state;
-    uh u;
-    carve_heap *h = uh_make(&u, 2 * CARVE_GCACHE_MIN_HEAP, CARVE_GOOD_FIT, CARVE_THREADSAFE);
-    churn_small(h, EVERY_CALLS); /* see test_thread_caches_beyond_four_heaps */
-    unsigned char *p = carve_alloc(h, 32);
-    assert_non_null(p);
-    memset(p, 0, 8);
-    ASSERT_STATUS(carve_free(h, p), CARVE_OK); /* into this thread's cache: marked */
-    uint64_t marked;
-    memcpy(&marked, p, 8);
-    assert_true(marked != 0);
+    uh u[5];
+    unmarked t;
+    memset(&t, 0, sizeof t);
+    for (size_t k = 0; k < 5; k++) {
+        carve_heap *x = uh_make(&u[k], 2 * CARVE_GCACHE_MIN_HEAP, CARVE_GOOD_FIT, CARVE_THREADSAFE);
+        if (k < 4)
+            t.others[k] = x;
+        else
+            t.h = x;
+    }
+    churn_small(t.h, EVERY_CALLS); /* see test_thread_caches_beyond_four_heaps */
+    t.slot = carve_alloc(t.h, 32);
+    assert_non_null(t.slot);
+    memset(t.slot, 0, 8);
+    ASSERT_STATUS(carve_free(t.h, t.slot), CARVE_OK); /* into this thread's cache: marked */
+    memcpy(&t.mark, t.slot, 8);
+    assert_true(t.mark != 0);
     carve_stats st;
-    carve_get_stats(h, &st); /* empties the cache */
-    uint64_t now;
-    memcpy(&now, p, 8);
-    assert_int_equal(now, 0);
-    ASSERT_HEAP_SANE(h);
-    uh_destroy(&u);
+    carve_get_stats(t.h, &st); /* empties the cache: the slot goes back to its run */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, alloc_without_cache, &t), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(t.found);
+    assert_true(t.word != t.mark);
+    for (size_t k = 0; k < 5; k++) {
+        ASSERT_HEAP_SANE(k < 4 ? t.others[k] : t.h);
+        uh_destroy(&u[k]);
+    }
 }
 
 static void test_attach_copy_with_caches_in_use(void **state)
@@ -1078,7 +1122,7 @@ int main(void)
         cmocka_unit_test(test_attach_copy_with_caches_in_use),
         cmocka_unit_test(test_attach_restored_snapshot_threads),
         cmocka_unit_test(test_thread_caches_beyond_four_heaps),
-        cmocka_unit_test(test_slot_leaves_cache_unmarked),
+        cmocka_unit_test(test_slot_handed_out_again_unmarked),
         cmocka_unit_test(test_attach_keeps_policy),
         cmocka_unit_test(test_attach_null_and_tiny),
         cmocka_unit_test(test_attach_wrong_size),
