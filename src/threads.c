@@ -198,7 +198,13 @@ static void cache_reset_counts(struct tcache *c)
  * mark stays until its live bit is clear: a free of it in another thread,
  * without the lock, that still finds the bit set must find the mark too
  * and go to the lock, where it is a double free (small_alloc wipes a stale
- * mark when the slot is handed out again without a cache). */
+ * mark when the slot is handed out again without a cache).
+ *
+ * A slot without its mark stays live, counted as the user's, as hand_out
+ * does: it was written after it was freed, and perhaps freed again, which
+ * a free cannot tell from a first free once the mark is gone, so it sat in
+ * the cache twice and the other copy may be in use.  Freeing it here would
+ * hand that block out again while its holder still has it. */
 static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
 {
     ref trusted = 0;
@@ -218,6 +224,10 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
         }
         uint64_t i;
         if (!slot_at(s - r - run_geom[cls].slot0, cls, &i) || !slot_is_live(run_at(h, r), i)) {
+            continue;
+        }
+        if (CARVE_UNLIKELY(load64(at(h, s)) != cached_slot_mark(h, s))) {
+            count_slot(h, cls, true);
             continue;
         }
         struct run *run = run_at(h, r);

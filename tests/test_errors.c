@@ -746,19 +746,28 @@ static void test_free_slots(void **state)
  * the cache a second time.  It must still never be handed out twice: the
  * copy whose mark is gone is kept out of circulation.  With and without
  * the lock. */
+/* A heap of 8 MiB (with the flags) whose small block *p was freed into
+ * the cache, written over where the mark is, and freed again. */
+static carve_heap *freed_written_freed(uh *u, unsigned flags, unsigned char **p)
+{
+    carve_heap *h = uh_make(u, (size_t)8 << 20, CARVE_GOOD_FIT, flags);
+    *p = carve_alloc(h, 32);
+    assert_non_null(*p);
+    ASSERT_STATUS(carve_free(h, *p), CARVE_OK); /* into the cache */
+    memset(*p, 'x', 8);                         /* the write after free */
+    ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+    (void)carve_free(h, *p); /* not recognised: the mark is gone */
+    return h;
+}
+
 static void test_write_after_free_then_free_again(void **state)
 {
     (void)state;
     const unsigned flags[] = {0, CARVE_THREADSAFE};
     for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++) {
         uh u;
-        carve_heap *h = uh_make(&u, (size_t)8 << 20, CARVE_GOOD_FIT, flags[fi]);
-        unsigned char *p = carve_alloc(h, 32);
-        assert_non_null(p);
-        ASSERT_STATUS(carve_free(h, p), CARVE_OK); /* into the cache */
-        memset(p, 'x', 8);                         /* the write after free */
-        ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
-        (void)carve_free(h, p); /* not recognised: the mark is gone */
+        unsigned char *p;
+        carve_heap *h = freed_written_freed(&u, flags[fi], &p);
         enum { N = 200 };
         unsigned char *b[N];
         for (size_t i = 0; i < N; i++) {
@@ -773,6 +782,43 @@ static void test_write_after_free_then_free_again(void **state)
             ASSERT_STATUS(carve_free(h, b[i]), CARVE_OK);
         }
         ASSERT_STATUS(carve_check(h), CARVE_OK);
+        uh_destroy(&u);
+    }
+}
+
+/* The same with the block handed out between the second free and the
+ * next emptying of the caches: the other copy left in the cache has lost
+ * its mark (the holder's allocation wiped it), so emptying the cache must
+ * not give the slot back to its run, or the block would be handed out
+ * again while its holder has it.  With and without the lock. */
+static void test_write_after_free_then_free_again_then_drain(void **state)
+{
+    (void)state;
+    const unsigned flags[] = {0, CARVE_THREADSAFE};
+    for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++) {
+        uh u;
+        unsigned char *p;
+        carve_heap *h = freed_written_freed(&u, flags[fi], &p); /* in the cache twice */
+        unsigned char *q = carve_alloc(h, 32);
+        assert_true(q == p); /* the newest copy */
+        tu_fill(q, 77, 32);
+        carve_stats st;
+        carve_get_stats(h, &st); /* empties the caches, the other copy too */
+        enum { N = 600 };
+        unsigned char **b = calloc(N, sizeof *b);
+        assert_non_null(b);
+        for (size_t i = 0; i < N; i++) {
+            b[i] = carve_alloc(h, 32);
+            assert_non_null(b[i]);
+            assert_true(b[i] != q);
+            tu_fill(b[i], 400 + i, 32);
+        }
+        assert_int_equal(tu_verify(q, 77, 32), 32);
+        for (size_t i = 0; i < N; i++)
+            ASSERT_STATUS(carve_free(h, b[i]), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, q), CARVE_OK);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        free(b);
         uh_destroy(&u);
     }
 }
@@ -932,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_free_slots),
         cmocka_unit_test(test_free_slot_never_handed_out),
         cmocka_unit_test(test_write_after_free_then_free_again),
+        cmocka_unit_test(test_write_after_free_then_free_again_then_drain),
         cmocka_unit_test(test_every_offset_of_a_run),
         cmocka_unit_test(test_strerror),
     };
