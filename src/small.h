@@ -311,6 +311,13 @@ CARVE_INLINE uint64_t cached_slot_mark(const carve_heap *h, ref s)
     return h->salt ^ (s * UINT64_C(0x9e3779b97f4a7c15));
 }
 
+/* Whether the slot at offset s carries that mark: it sits in a cache,
+ * unless a write after free changed its first word. */
+CARVE_INLINE bool slot_is_marked(const carve_heap *h, ref s)
+{
+    return load64(at(h, s)) == cached_slot_mark(h, s);
+}
+
 /* Up to n slots of class cls from the class's current run (offsets into
  * out, in address order), for a cache: each gets the cached mark before
  * its live bit is set (a release store), so a free that reads the bit

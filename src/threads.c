@@ -131,7 +131,7 @@ static uint64_t cache_tag(const carve_heap *h, ref c, uint64_t serial)
 
 bool tcache_may_hold(const carve_heap *h, const void *p)
 {
-    return (h->flags & HEAP_TCACHE) && load64(p) == cached_slot_mark(h, offset_of(h, p));
+    return (h->flags & HEAP_TCACHE) && slot_is_marked(h, offset_of(h, p));
 }
 
 bool tcache_wanted(unsigned flags)
@@ -226,7 +226,7 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
         if (!slot_at(s - r - run_geom[cls].slot0, cls, &i) || !slot_is_live(run_at(h, r), i)) {
             continue;
         }
-        if (CARVE_UNLIKELY(load64(at(h, s)) != cached_slot_mark(h, s))) {
+        if (CARVE_UNLIKELY(!slot_is_marked(h, s))) {
             count_slot(h, cls, true);
             continue;
         }
@@ -377,7 +377,7 @@ static bool slot_is_cached_soundly(const carve_heap *h, ref s, unsigned cls)
     void *p = at(h, s);
     return s > h->arena_begin && s < h->arena_end && small_owns(h, p) &&
            small_locate(h, p, &loc) == CARVE_OK && loc.cls == cls &&
-           slot_is_live(run_at(h, loc.run), loc.index) && load64(p) == cached_slot_mark(h, s);
+           slot_is_live(run_at(h, loc.run), loc.index) && slot_is_marked(h, s);
 }
 
 /* Retires every record this process can enter (all of them, once the
@@ -399,14 +399,16 @@ static bool retire_records(carve_heap *h)
     return any;
 }
 
-bool tcache_adopt_orphans(carve_heap *h)
+/* Retires the records of another process's threads (a fork() child's
+ * inheritance of its parent's); true if there was one.  Then the run
+ * counters must be recounted once no cache holds a slot. */
+static bool retire_orphans(carve_heap *h)
 {
-    if (!(h->flags & HEAP_TCACHE) || !records_in_place(h) || (h->flags & CARVE_SHARED)) {
+    if (h->flags & CARVE_SHARED) {
         return false; /* other processes' records are live there */
     }
     uint32_t me = (uint32_t)getpid();
     bool any = false;
-    bool forced = false;
     for (uint64_t i = 0; i < h->tcache_count; i++) {
         struct tcache *c = record(h, i);
         uint64_t tag = c->tag;
@@ -421,18 +423,23 @@ bool tcache_adopt_orphans(carve_heap *h)
         /* Its thread may have stopped mid-operation at the fork, in a slow
          * path (the state word says so) or in a fast path (nothing in the
          * record says so): the counts are redone either way. */
-        forced = true;
         cache_retire(h, c);
         any = true;
     }
-    if (forced) {
-        /* The recount takes every live bit for a user's block, so no cache
-         * may hold a slot then: this process's caches (a fork() child may
-         * have made its own before this call) are emptied first. */
-        (void)retire_records(h);
-        small_recount(h);
-    }
     return any;
+}
+
+bool tcache_adopt_orphans(carve_heap *h)
+{
+    if (!(h->flags & HEAP_TCACHE) || !records_in_place(h) || !retire_orphans(h)) {
+        return false;
+    }
+    /* The recount takes every live bit for a user's block, so no cache may
+     * hold a slot then: this process's caches (a fork() child may have
+     * made its own before this call) are emptied first. */
+    (void)retire_records(h);
+    small_recount(h);
+    return true;
 }
 
 void tcache_disown_all(carve_heap *h)
@@ -456,8 +463,11 @@ bool tcache_drain_all(carve_heap *h)
     if (!(h->flags & HEAP_TCACHE) || !records_in_place(h)) {
         return false; /* never followed when damaged; carve_check reports it */
     }
-    bool adopted = tcache_adopt_orphans(h);
+    bool adopted = retire_orphans(h);
     bool retired = retire_records(h);
+    if (adopted) {
+        small_recount(h); /* as tcache_adopt_orphans: every cache is empty now */
+    }
     return adopted || retired;
 }
 
@@ -562,9 +572,9 @@ static CARVE_THREAD_LOCAL unsigned my_record_backoff;
 static CARVE_THREAD_LOCAL uint64_t my_cache_calls;
 /* my_cache_calls when this thread last gave up an entry. */
 static CARVE_THREAD_LOCAL uint64_t my_last_eviction;
-/* my_thread_number()'s, once my_number_taken is 1. */
-static CARVE_THREAD_LOCAL uint32_t my_number;
-static CARVE_THREAD_LOCAL uint32_t my_number_taken;
+/* This thread's place in the process's count of threads (my_thread_number),
+ * or 0 before it has one. */
+static CARVE_THREAD_LOCAL uint64_t my_number;
 
 static void thread_exit(void *mark)
 {
@@ -744,12 +754,10 @@ static bool record_free(const carve_heap *h)
 static uint32_t my_thread_number(void)
 {
     static _Atomic uint64_t numbers_given;
-    if (my_number_taken == 0) {
-        uint64_t n = atomic_fetch_add_explicit(&numbers_given, 1u, memory_order_relaxed) + 1u;
-        my_number = n <= UINT32_MAX ? (uint32_t)n : 0u;
-        my_number_taken = 1;
+    if (my_number == 0) {
+        my_number = atomic_fetch_add_explicit(&numbers_given, 1u, memory_order_relaxed) + 1u;
     }
-    return my_number;
+    return my_number <= UINT32_MAX ? (uint32_t)my_number : 0u;
 }
 
 /* Notes record i of h (taken, tag c->tag) in entry e. */

@@ -188,10 +188,10 @@ CARVE_INLINE void cache_push(struct tcache *c, unsigned cls, void *p, ref s, uin
 CARVE_INLINE void *hand_out(const carve_heap *h, struct tcache *c, unsigned cls, unsigned n)
 {
     ref s = cache_pop(c, cls, n);
-    void *p = at(h, s);
-    if (CARVE_UNLIKELY(load64(p) != cached_slot_mark(h, s))) {
+    if (CARVE_UNLIKELY(!slot_is_marked(h, s))) {
         return NULL;
     }
+    void *p = at(h, s);
     store64(p, 0); /* no longer marked as cached */
     return p;
 }
