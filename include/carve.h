@@ -356,12 +356,16 @@ size_t carve_max_alloc_size(size_t buffer_size, const carve_options *opt);
 
 /* Like malloc: returns a block of at least size bytes, aligned to
  * CARVE_ALIGNMENT, or NULL with errno = ENOMEM (it does not fit; counted in
- * failed_allocs) or EINVAL (size 0, or h NULL).
+ * failed_allocs) or EINVAL (size 0, or h NULL).  When no free block is
+ * large enough but the free bytes could hold the request once merged, and
+ * something can move (an unpinned handle block, or the handle table), the
+ * heap compacts and retries before it reports ENOMEM.
  * Complexity: O(1) for CARVE_GOOD_FIT, except when no size class above the
  * request's own holds a free block: then the request's own class is
  * scanned for one that fits, O(k), so that every request up to
  * largest_free succeeds.  O(k) for the other policies (one size class is
- * scanned).  Thread-safety: see the conventions above. */
+ * scanned).  A compaction adds carve_compact's cost.  Thread-safety: see
+ * the conventions above. */
 void *carve_alloc(carve_heap *h, size_t size);
 
 /* Like calloc: count x size bytes, zeroed.  NULL with errno = ENOMEM when the
@@ -444,9 +448,12 @@ typedef uint64_t carve_handle;
  * handle, or 0 with errno = EINVAL (size 0, h NULL), ENOMEM (no room, or
  * the handle table is full: max_handles reached, or it cannot grow) or EIO
  * (the free block or table it reached failed a check).  When
- * the free bytes could hold the request once merged, the heap compacts and
- * retries before it reports ENOMEM.  Complexity: as carve_alloc, plus a
- * compaction when that is needed. */
+ * the free bytes could hold the request once merged (with the table's
+ * growth, when it must grow), the heap compacts and retries before it
+ * reports ENOMEM.  A call that fails leaves the handles as they were; it
+ * may have compacted, and when the table had to grow and the block then
+ * found no room, the table stays grown.  Complexity: as carve_alloc, plus
+ * a compaction when that is needed. */
 carve_handle carve_halloc(carve_heap *h, size_t size);
 
 /* Pins the block and returns its current address (16-aligned); it stays

@@ -25,9 +25,18 @@
 
 #include <errno.h>
 
-bool heap_compaction_could_help(const carve_heap *h, uint64_t g)
+bool heap_compact_for(carve_heap *h, uint64_t g)
 {
-    return h->live_handles > h->pinned_handles && h->free_bytes >= bytes_of(g);
+    if (h->htable == 0 || h->free_bytes < bytes_of(g)) {
+        return false; /* nothing can move (no table: no handle either), or no room at all */
+    }
+    if (h->live_handles > h->pinned_handles) {
+        (void)compact_unlocked(h, UINT64_MAX);
+    } else {
+        (void)heap_reclaim_cached(h);
+        (void)compact_table_down(h);
+    }
+    return true;
 }
 
 /* What slide_down did. */

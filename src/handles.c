@@ -53,8 +53,7 @@ static ref table_block_alloc(carve_heap *h, uint64_t cap)
         return 0;
     }
     ref t = heap_alloc_block(h, g, KIND_TABLE);
-    if (t == 0 && errno == ENOMEM && heap_compaction_could_help(h, g)) {
-        (void)compact_unlocked(h, UINT64_MAX);
+    if (t == 0 && errno == ENOMEM && heap_compact_for(h, g)) {
         t = heap_alloc_block(h, g, KIND_TABLE);
     }
     return t;
@@ -213,8 +212,7 @@ static carve_handle handle_value(const struct hentry *e, uint64_t idx)
 static ref handle_block_alloc(carve_heap *h, uint64_t g)
 {
     ref b = heap_alloc_block(h, g, KIND_HANDLE);
-    if (b == 0 && errno == ENOMEM && heap_compaction_could_help(h, g)) {
-        (void)compact_unlocked(h, UINT64_MAX);
+    if (b == 0 && errno == ENOMEM && heap_compact_for(h, g)) {
         b = heap_alloc_block(h, g, KIND_HANDLE);
     }
     return b;
@@ -226,6 +224,12 @@ void scramble_unlocked(carve_heap *h)
         return;
     }
     int saved = errno; /* a block that finds no new place just stays */
+    /* The moves are the heap's, not the user's: the allocation and the
+     * free each makes are not counted, nor the peak of the moment when a
+     * block is in both places. */
+    uint64_t allocs = h->allocs;
+    uint64_t frees = h->frees;
+    uint64_t peak = h->peak_used_bytes;
     for (uint64_t idx = 0; idx < h->hcap; idx++) {
         struct hentry *e = entry_at(h, idx);
         hword w;
@@ -250,7 +254,35 @@ void scramble_unlocked(carve_heap *h)
             (void)heap_release_block(h, b, now);
         }
     }
+    h->allocs = allocs;
+    h->frees = frees;
+    h->peak_used_bytes = peak;
     errno = saved;
+}
+
+/* Takes back block b, allocated for a handle that then got no table entry:
+ * it never was the user's, nor was the peak it made (peak: the one before). */
+static void block_unmake(carve_heap *h, ref b, uint64_t peak)
+{
+    (void)heap_release_block(h, b, block_header(h, b));
+    h->allocs--;
+    h->frees--;
+    h->peak_used_bytes = peak;
+}
+
+/* Makes sure the table has a free entry: made, or grown, when it has none
+ * (compacting when that could make the room); false with errno when it
+ * cannot.  For a heap whose table may grow (max_handles 0). */
+static bool table_make_room(carve_heap *h)
+{
+    if (h->htable == 0) {
+        return handles_table_create(h, HANDLE_TABLE_FIRST);
+    }
+    if (h->hfree == 0 && !table_grow(h)) {
+        errno = ENOMEM;
+        return false;
+    }
+    return true;
 }
 
 /* ---- the calls, unlocked ------------------------------------------------------------ */
@@ -263,29 +295,31 @@ static carve_handle halloc_unlocked(carve_heap *h, size_t size)
         h->failed_allocs++;
         return 0;
     }
-    /* The block first, then the entry: if either fails, what the other took
-     * goes back, so a failed halloc changes nothing (the table is only ever
-     * made or grown for a block that exists).  Until its entry names it,
-     * the new block is not movable, so making the table cannot move it. */
     if (h->htable != 0 && h->hfree == 0 && h->max_handles != 0) {
         errno = ENOMEM; /* the table is full and may not grow */
         h->failed_allocs++;
         return 0;
     }
+    /* The block first, then the entry: if the table then cannot be made or
+     * grow, the block goes back and nothing has changed.  But until its
+     * entry names it the new block cannot move, so the compaction that
+     * making the table may run flows around it, and it may split the free
+     * space the table needed: then the other way round, the table first
+     * (which stays made or grown if the block then finds no room). */
     uint64_t peak = h->peak_used_bytes;
     ref b = handle_block_alloc(h, g);
-    if (b == 0) {
-        heap_count_failure(h);
-        return 0;
+    uint64_t idx = b != 0 ? entry_take(h) : UINT64_MAX;
+    if (b != 0 && idx == UINT64_MAX && errno == ENOMEM && h->max_handles == 0) {
+        block_unmake(h, b, peak);
+        b = table_make_room(h) ? handle_block_alloc(h, g) : 0;
+        idx = b != 0 ? entry_take(h) : UINT64_MAX;
     }
-    uint64_t idx = entry_take(h);
     if (idx == UINT64_MAX) {
-        int err = errno;
-        (void)heap_release_block(h, b, block_header(h, b));
-        h->allocs--; /* the block was never the user's */
-        h->frees--;
-        h->peak_used_bytes = peak; /* nor was the peak it made */
-        errno = err;
+        if (b != 0) {
+            int err = errno;
+            block_unmake(h, b, peak);
+            errno = err;
+        }
         heap_count_failure(h);
         return 0;
     }
@@ -490,28 +524,43 @@ static int hfree_unlocked(carve_heap *h, carve_handle hd)
     return CARVE_OK;
 }
 
-/* Moves the handle's block to a new block of g granules, keeping `keep`
- * bytes of contents; the entry follows. */
-static int hresize_by_moving(carve_heap *h, struct hentry *e, uint64_t idx, uint64_t g,
-                             uint64_t keep)
+/* Grows entry idx's block (unpinned, header w, its neighbourhood checked;
+ * it cannot grow in place now) to g granules: into a new block, or, when
+ * no free block is that large but the free bytes would hold the growth,
+ * after a compaction, which slides the block down next to the free space
+ * after it: in place, else into a new block.  *moved says whether it moved
+ * to a new block (an allocation happened). */
+static int hresize_grow_elsewhere(carve_heap *h, uint64_t idx, hword w, uint64_t g, bool *moved)
 {
-    ref nb = handle_block_alloc(h, g);
+    ref nb = heap_alloc_block(h, g, KIND_HANDLE);
+    if (nb == 0 && errno == ENOMEM && heap_compact_for(h, g - hdr_granules(w))) {
+        /* The compaction may have moved the block and the table: read
+         * both again through the table. */
+        ref b = entry_at(h, idx)->block;
+        if (!block_read(h, b, &w) || !heap_release_would_succeed(h, b, w)) {
+            return CARVE_ERR_CORRUPT;
+        }
+        if (heap_grow_in_place(h, b, w, g)) {
+            trailer_set(h, b, idx);
+            return CARVE_OK;
+        }
+        nb = heap_alloc_block(h, g, KIND_HANDLE);
+    }
     if (nb == 0) {
         return errno == ENOMEM ? CARVE_ERR_NOMEM : CARVE_ERR_CORRUPT;
     }
-    /* Compaction inside the allocation may have moved the old block and the
-     * table: read both again through the table. */
-    e = entry_at(h, idx);
+    struct hentry *e = entry_at(h, idx);
     ref b = e->block;
-    memcpy(block_payload(h, nb), block_payload(h, b), (size_t)keep);
+    memcpy(block_payload(h, nb), block_payload(h, b), (size_t)handle_usable(w));
     trailer_set(h, nb, idx);
-    hword w;
-    if (block_read(h, b, &w)) {
-        /* The caller checked b's neighbourhood, and only the heap's own
-         * writes (the allocation, a compaction) touched it since. */
-        (void)heap_release_block(h, b, w);
+    hword now; /* the allocation may have changed b's PREV_FREE */
+    if (block_read(h, b, &now)) {
+        /* b's neighbourhood was checked, and only the heap's own writes
+         * (the allocation, a compaction) touched it since. */
+        (void)heap_release_block(h, b, now);
     }
     e->block = nb;
+    *moved = true;
     return CARVE_OK;
 }
 
@@ -542,9 +591,7 @@ static int hresize_unlocked(carve_heap *h, carve_handle hd, size_t size, bool *m
         if (!heap_release_would_succeed(h, e->block, w)) {
             return CARVE_ERR_CORRUPT;
         }
-        st = hresize_by_moving(h, e, idx, want, handle_usable(w));
-        *moved = st == CARVE_OK;
-        return st;
+        return hresize_grow_elsewhere(h, idx, w, want, moved);
     }
     /* In place: the trailer moves to the block's new end. */
     trailer_set(h, e->block, idx);

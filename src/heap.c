@@ -817,8 +817,7 @@ static void *alloc_small(carve_heap *h, size_t size)
 static ref alloc_raw_block(carve_heap *h, uint64_t g)
 {
     ref b = heap_alloc_block(h, g, KIND_RAW);
-    if (b == 0 && errno == ENOMEM && heap_compaction_could_help(h, g)) {
-        (void)compact_unlocked(h, UINT64_MAX);
+    if (b == 0 && errno == ENOMEM && heap_compact_for(h, g)) {
         b = heap_alloc_block(h, g, KIND_RAW);
     }
     return b;
@@ -878,9 +877,7 @@ static void *aligned_alloc_unlocked(carve_heap *h, size_t alignment, size_t size
         errno = ENOMEM;
     } else if ((b = alloc_aligned_block(h, g, alignment, 0, 0, KIND_RAW)) != 0) {
         return block_payload(h, b);
-    } else if (errno == ENOMEM &&
-               heap_compaction_could_help(h, g + (alignment >> GRANULE_SHIFT) + 1u)) {
-        (void)compact_unlocked(h, UINT64_MAX);
+    } else if (errno == ENOMEM && heap_compact_for(h, g + (alignment >> GRANULE_SHIFT) + 1u)) {
         if ((b = alloc_aligned_block(h, g, alignment, 0, 0, KIND_RAW)) != 0) {
             return block_payload(h, b);
         }

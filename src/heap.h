@@ -70,9 +70,14 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want);
  * general blocks.  True if anything came back. */
 bool heap_reclaim_cached(carve_heap *h);
 
-/* Whether compacting could make room for a block of g granules: there are
- * movable blocks and enough free bytes in the index. */
-bool heap_compaction_could_help(const carve_heap *h, uint64_t g);
+/* After an allocation of g granules failed for want of room: when the
+ * free bytes would hold g and something can move (an unpinned handle
+ * block, or the handle table, which sits between free blocks as a barrier
+ * of its own even when no handle is live), compacts and returns true, and
+ * the caller tries again; false, changing nothing, otherwise.  A full
+ * compaction when a handle block can move; else only the table slides
+ * down, which is all a full one could do then, in O(the table's size). */
+bool heap_compact_for(carve_heap *h, uint64_t g);
 
 /* Whether a fragment (small.h) is free that some request of class cls
  * would take: small requests use them before a run moves on, and a cache's

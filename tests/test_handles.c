@@ -2085,6 +2085,125 @@ static void test_auto_compaction_cannot_help(void **state)
     }
 }
 
+/* A handle block that must grow where neither it nor any free block has
+ * room, but the free bytes hold the growth: the resize compacts (the block
+ * slides down next to the hole before it) and grows in place.  The heap:
+ * [hole][H][raw barrier]([second hole]), the rest full; with the second
+ * hole the free bytes also hold the whole new block, without it only the
+ * growth. */
+static void test_hresize_grows_after_compaction(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        for (int second_hole = 0; second_hole < 2; second_hole++) {
+            uh u;
+            carve_heap *h = make_heap(&u, 128u * 1024u, uh_policies[pi], CARVE_NO_RUNS, 16, 0);
+            void *hole = carve_alloc(h, 20000);
+            carve_handle hd = carve_halloc(h, 20000);
+            void *barrier = carve_alloc(h, 100);
+            void *hole2 = second_hole ? carve_alloc(h, 12000) : NULL;
+            assert_true(hole && hd && barrier && (hole2 || !second_hole));
+            assert_non_null(carve_alloc(h, uh_stats(h).largest_free));
+            tu_fill(where(h, &u.r, hd), 71, 20000);
+            ASSERT_STATUS(carve_free(h, hole), CARVE_OK);
+            if (hole2)
+                ASSERT_STATUS(carve_free(h, hole2), CARVE_OK);
+            carve_stats before = uh_stats(h);
+            assert_true(before.largest_free < 30000);
+            ASSERT_STATUS(carve_hresize(h, hd, 30000), CARVE_OK);
+            carve_stats after = uh_stats(h);
+            assert_true(carve_hsize(h, hd) >= 30000);
+            assert_int_equal(tu_verify(where(h, &u.r, hd), 71, 20000), 20000);
+            assert_true(after.compactions > before.compactions);
+            assert_int_equal(after.failed_allocs, before.failed_allocs);
+            ASSERT_HEAP_SANE(h);
+            uh_destroy(&u);
+        }
+    }
+}
+
+/* A carve_halloc whose table must grow, on a heap whose free bytes hold
+ * the block and the larger table only once merged: 64 handle blocks, each
+ * followed by a small raw block, all raw blocks freed.  Taking the block
+ * first put it in one of the small holes, where it could not move while
+ * the compaction merged the rest around it, and the table then found no
+ * room: the request must still succeed, every handle keeping its block. */
+static void test_halloc_grows_table_after_compaction(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = make_heap(&u, 64u * 1024u, uh_policies[pi], CARVE_NO_RUNS, 0, 0);
+        carve_handle hd[64];
+        void *raw[64];
+        for (size_t i = 0; i < 64; i++) {
+            hd[i] = carve_halloc(h, 200);
+            raw[i] = carve_alloc(h, 40);
+            assert_true(hd[i] != 0 && raw[i] != NULL);
+            tu_fill(where(h, &u.r, hd[i]), 1000 + i, 200);
+        }
+        assert_non_null(carve_alloc(h, uh_stats(h).largest_free));
+        for (size_t i = 0; i < 64; i++)
+            if (i != 32)
+                ASSERT_STATUS(carve_free(h, raw[i]), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, raw[32]), CARVE_OK); /* the hole a small block takes next */
+        carve_stats before = uh_stats(h);
+        assert_true(before.largest_free < 64u * 16u);
+        errno = 0;
+        carve_handle x = carve_halloc(h, 16);
+        if (x == 0)
+            fail_msg("policy %d: carve_halloc(16) failed (errno %d) with %zu bytes free",
+                     (int)uh_policies[pi], errno, before.free_bytes);
+        carve_stats after = uh_stats(h);
+        assert_int_equal(after.live_handles, 65);
+        assert_int_equal(after.failed_allocs, before.failed_allocs);
+        for (size_t i = 0; i < 64; i++)
+            assert_int_equal(tu_verify(where(h, &u.r, hd[i]), 1000 + i, 200), 200);
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+}
+
+/* The handle table alone between two holes: automatic compaction slides it
+ * down, whether no handle is live or the only one is pinned, and a request
+ * larger than either hole succeeds.  The heap: [hole][table][hole][h2][rest]. */
+static void test_auto_compaction_moves_table(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        for (int pinned = 0; pinned < 2; pinned++) {
+            uh u;
+            carve_heap *h = make_heap(&u, 64u * 1024u, uh_policies[pi], CARVE_NO_RUNS, 0, 0);
+            void *a = carve_alloc(h, 20000);
+            carve_handle h1 = carve_halloc(h, 16); /* its block, then the table */
+            void *b = carve_alloc(h, 20000);
+            carve_handle h2 = carve_halloc(h, 16);
+            assert_true(a && h1 && b && h2);
+            assert_non_null(carve_alloc(h, uh_stats(h).largest_free));
+            ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+            ASSERT_STATUS(carve_hfree(h, h1), CARVE_OK);
+            ASSERT_STATUS(carve_free(h, b), CARVE_OK);
+            if (pinned)
+                assert_non_null(carve_pin(h, h2));
+            else
+                ASSERT_STATUS(carve_hfree(h, h2), CARVE_OK);
+            carve_stats before = uh_stats(h);
+            size_t want = before.largest_free + 4096;
+            assert_true(want < before.free_bytes - 2048);
+            unsigned char *p = (unsigned char *)carve_alloc(h, want);
+            if (p == NULL)
+                fail_msg("policy %d, %s: carve_alloc(%zu) failed with %zu bytes free",
+                         (int)uh_policies[pi], pinned ? "pinned handle" : "no handle", want,
+                         before.free_bytes);
+            assert_true(tu_region_contains(&u.r, p, want));
+            carve_stats after = uh_stats(h);
+            assert_true(after.compactions > before.compactions);
+            ASSERT_HEAP_SANE(h);
+            uh_destroy(&u);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Stats                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -2214,6 +2333,45 @@ static void test_scramble(void **state)
             free(s);
             uh_destroy(&u);
         }
+    }
+}
+
+/* CARVE_SCRAMBLE's moves are the heap's, not the user's: the same calls
+ * leave the same counters (allocs, frees, peak, used, live) as in a heap
+ * without it, although every unpinned handle block moved at each
+ * allocation (a move allocates the new place while the old is live). */
+static void test_scramble_counts_only_the_users_calls(void **state)
+{
+    (void)state;
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        carve_stats st[2];
+        for (int scramble = 0; scramble < 2; scramble++) {
+            uh u;
+            carve_heap *h = make_heap(&u, HEAP_SIZE, uh_policies[pi],
+                                      CARVE_NO_RUNS | (scramble ? CARVE_SCRAMBLE : 0u), 0, 0);
+            carve_handle hd[4];
+            for (size_t i = 0; i < 4; i++) {
+                hd[i] = carve_halloc(h, 10000);
+                assert_true(hd[i] != 0);
+            }
+            assert_non_null(carve_pin(h, hd[1]));
+            void *p = carve_alloc(h, 32);
+            assert_non_null(p);
+            ASSERT_STATUS(carve_hresize(h, hd[2], 30000), CARVE_OK); /* it moves */
+            ASSERT_STATUS(carve_free(h, p), CARVE_OK);
+            ASSERT_STATUS(carve_hfree(h, hd[0]), CARVE_OK);
+            ASSERT_STATUS(carve_unpin(h, hd[1]), CARVE_OK);
+            st[scramble] = uh_stats(h);
+            ASSERT_HEAP_SANE(h);
+            uh_destroy(&u);
+        }
+        assert_int_equal(st[1].allocs, st[0].allocs);
+        assert_int_equal(st[1].frees, st[0].frees);
+        assert_int_equal(st[1].failed_allocs, st[0].failed_allocs);
+        assert_int_equal(st[1].peak_used_bytes, st[0].peak_used_bytes);
+        assert_int_equal(st[1].used_bytes, st[0].used_bytes);
+        assert_int_equal(st[1].live_blocks, st[0].live_blocks);
+        assert_int_equal(st[1].live_handles, st[0].live_handles);
     }
 }
 
@@ -2452,9 +2610,13 @@ int main(void)
         cmocka_unit_test(test_compact_random_budgets),
         cmocka_unit_test(test_auto_compaction),
         cmocka_unit_test(test_auto_compaction_cannot_help),
+        cmocka_unit_test(test_hresize_grows_after_compaction),
+        cmocka_unit_test(test_halloc_grows_table_after_compaction),
+        cmocka_unit_test(test_auto_compaction_moves_table),
         cmocka_unit_test(test_handle_stats),
         cmocka_unit_test(test_scramble),
         cmocka_unit_test(test_scramble_keeps_largest_free),
+        cmocka_unit_test(test_scramble_counts_only_the_users_calls),
         cmocka_unit_test(test_attach_copy_keeps_handles),
         cmocka_unit_test(test_walk_handles),
     };
