@@ -408,6 +408,10 @@ void *carve_aligned_alloc(carve_heap *h, size_t alignment, size_t size);
  * random bytes) is not recognised.
  * In a GOOD_FIT heap with the freed-block cache (see carve_policy) the block
  * may be kept for reuse instead of merged at once; it is free all the same.
+ * Such a free checks the block's own header but not its neighbours' (that
+ * is what makes it cheap): a neighbour's damage is found when the block
+ * goes back to the index, which then leaves it out of use rather than
+ * follow the damage, and by carve_check, which reports it.
  * Complexity: O(1) for CARVE_GOOD_FIT; O(k) for the others (sorted insert).
  * A pointer inside the heap that is not a block's start, or a block whose
  * header fails its check, costs a walk of the blocks before it, O(n): only

@@ -27,15 +27,20 @@ static uint64_t record_granules(void)
  * header's check bits are left to record_checked.  Why that is enough
  * here: the record's offset is still range-checked and its header must
  * still read exactly as a table block of the record's size (garbage passes
- * that 1 time in 2^44), nothing in the record is trusted without a check of
+ * that 1 time in 2^43), nothing in the record is trusted without a check of
  * its own (counts are bounded, every entry's block header is checked in
  * full before it is used), and carve_check still checks the header in
- * full.  It saves a multiply chain on every general allocation and free. */
+ * full.  It saves a multiply chain on every general allocation and free.
+ * The record's size: what it asked for, or up to MIN_GRANULES - 1 more
+ * (the allocation hands out a block whole when what is left of it would
+ * be too small to be a block of its own). */
+_Static_assert(MIN_GRANULES == 2u, "a record block is its size or one granule more");
 CARVE_INLINE struct gcache *record_of(const carve_heap *h)
 {
     hword w;
     if (h->gcache == 0 ||
-        !block_reads_as(h, h->gcache, live_low_bits(record_granules(), KIND_TABLE), &w)) {
+        (!block_reads_as(h, h->gcache, live_low_bits(record_granules(), KIND_TABLE), &w) &&
+         !block_reads_as(h, h->gcache, live_low_bits(record_granules() + 1u, KIND_TABLE), &w))) {
         return NULL;
     }
     return (struct gcache *)block_payload(h, h->gcache);
@@ -285,8 +290,9 @@ void gcache_shed(carve_heap *h)
     }
 }
 
-bool gcache_put(carve_heap *h, ref b, hword w)
+bool gcache_put(carve_heap *h, ref b, hword *bw)
 {
+    hword w = *bw;
     uint64_t g = hdr_granules(w);
     unsigned cls = class_of(g);
     if (cls >= GC_CLASSES) {
@@ -295,7 +301,13 @@ bool gcache_put(carve_heap *h, ref b, hword w)
     if (!gate_open(h)) {
         return false;
     }
-    struct gcache *r = h->gcache != 0 ? record_of(h) : record_make(h);
+    struct gcache *r;
+    if (h->gcache != 0) {
+        r = record_of(h);
+    } else {
+        r = record_make(h);
+        *bw = w = block_header(h, b); /* the allocation may have changed PREV_FREE */
+    }
     if (r == NULL || !room_for(h, r, g)) {
         return false;
     }

@@ -70,11 +70,13 @@ bool gcache_wanted(unsigned flags, unsigned policy, uint64_t arena);
  * also hands back GC_SHED blocks.  O(GC_DEPTH). */
 ref gcache_take(carve_heap *h, uint64_t g);
 
-/* Caches live raw block b (header w) instead of freeing it, when the gate
+/* Caches live raw block b (header *w) instead of freeing it, when the gate
  * is open and its class has room; false when it did not (then the caller
- * frees it).  O(1) (making the record is one allocation).  It never
- * changes another block, so w stays b's header when it returns false. */
-bool gcache_put(carve_heap *h, ref b, hword w);
+ * frees it).  O(1) (making the record is one allocation).  Making the
+ * record may change b's PREV_FREE bit (the allocation may take the free
+ * block before b, or, failing, hand back caches that free it): *w is b's
+ * header as it is when the call returns. */
+bool gcache_put(carve_heap *h, ref b, hword *w);
 
 /* While the gate is closed: hands back GC_SHED cached blocks (and the
  * record with the last of them).  The free path calls it after its own

@@ -540,7 +540,7 @@ static int hresize_grow_elsewhere(carve_heap *h, uint64_t idx, hword w, uint64_t
         if (!block_read(h, b, &w) || !heap_release_would_succeed(h, b, w)) {
             return CARVE_ERR_CORRUPT;
         }
-        if (heap_grow_in_place(h, b, w, g)) {
+        if (heap_grow_in_place(h, b, &w, g)) {
             trailer_set(h, b, idx);
             return CARVE_OK;
         }
@@ -582,7 +582,7 @@ static int hresize_unlocked(carve_heap *h, carve_handle hd, size_t size, bool *m
     uint64_t g = hdr_granules(w);
     if (want <= g) {
         heap_shrink_in_place(h, e->block, w, want);
-    } else if (!heap_grow_in_place(h, e->block, w, want)) {
+    } else if (!heap_grow_in_place(h, e->block, &w, want)) {
         if (e->pins != 0) {
             return CARVE_ERR_PINNED;
         }

@@ -734,6 +734,15 @@ static ref alloc_aligned_block(carve_heap *h, uint64_t g, uint64_t alignment, ui
         lead += alignment;
     }
     uint64_t lead_g = lead >> GRANULE_SHIFT;
+    hword nw;
+    if (bg - lead_g - g < MIN_GRANULES && !block_read_placed(h, block_next(b, bg), &nw)) {
+        /* carve_out would take the whole rest, and it checks the block
+         * after b first: checked here, before the lead is split off, so
+         * that a failure leaves b as it was (back in the index). */
+        index_insert(h, b, bg);
+        errno = CARVE_ERRNO_CORRUPT;
+        return 0;
+    }
     if (lead_g) {
         /* The slack in front goes back to the index as a free block; the
          * block before b is live (free blocks never touch). */
@@ -1026,7 +1035,7 @@ CARVE_INLINE int free_general_unlocked(carve_heap *h, void *ptr)
     if (!(h->flags & HEAP_GCACHE)) {
         return heap_release_block(h, b, w);
     }
-    if (gcache_put(h, b, w)) {
+    if (gcache_put(h, b, &w)) {
         return CARVE_OK;
     }
     st = heap_release_block(h, b, w);
@@ -1087,8 +1096,9 @@ void heap_shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want)
 
 /* Grows live block b into the free block after it, if that holds enough.
  * Returns false (nothing changed) when it cannot. */
-bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
+bool heap_grow_in_place(carve_heap *h, ref b, hword *bw, uint64_t want)
 {
+    hword w = *bw;
     uint64_t g = hdr_granules(w);
     ref n = block_next(b, g);
     hword nw;
@@ -1097,10 +1107,14 @@ bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want)
         return false;
     }
     /* A cached neighbour is free to the user: it goes back to the index
-     * (merging with what follows it), and the growth looks again. */
-    if (hdr_kind(nw) == KIND_CACHED && (h->flags & HEAP_GCACHE) && gcache_return(h, n, nw) &&
-        !block_read(h, n, &nw)) {
-        return false;
+     * (merging with what follows it), and the growth looks again.  Handing
+     * it back may release the cache's record, and when that lies just
+     * before b, b's PREV_FREE bit changes: b's header is read again too. */
+    if (hdr_kind(nw) == KIND_CACHED && (h->flags & HEAP_GCACHE) && gcache_return(h, n, nw)) {
+        *bw = w = block_header(h, b);
+        if (!block_read(h, n, &nw)) {
+            return false;
+        }
     }
     if (!hdr_is_free(nw) || g + hdr_granules(nw) < want) {
         return false;
@@ -1157,6 +1171,10 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
     if (small_owns(h, ptr)) {
         if (tcache_may_hold(h, ptr)) {
             (void)tcache_drain_all(h); /* a freed slot in a cache is free, not live */
+            if (!small_owns(h, ptr)) {
+                errno = EINVAL; /* and its run, emptied, went back: as a freed block */
+                return NULL;
+            }
         }
         return realloc_slot(h, ptr, size);
     }
@@ -1178,7 +1196,7 @@ static void *realloc_unlocked(carve_heap *h, void *ptr, size_t size)
         heap_shrink_in_place(h, b, w, want);
         return ptr;
     }
-    if (heap_grow_in_place(h, b, w, want)) {
+    if (heap_grow_in_place(h, b, &w, want)) {
         return ptr;
     }
     /* Moving frees b after the copy: if b's neighbourhood fails the checks
@@ -1322,7 +1340,10 @@ static CARVE_OUTLINE int free_locked(carve_heap *h, void *ptr, int cached)
     if (cached < 0) {
         (void)tcache_drain_all(h);
     }
-    int st = free_unlocked(h, ptr);
+    /* ptr was a live slot's start, marked as cached: when emptying the
+     * caches released its run (which then had no live slot), it sat in a
+     * cache, so it was free. */
+    int st = cached < 0 && !small_owns(h, ptr) ? CARVE_ERR_DOUBLE_FREE : free_unlocked(h, ptr);
     debug_check(h);
     heap_unlock(h);
     return st;

@@ -61,9 +61,12 @@ bool heap_quarantine_if_damaged(carve_heap *h, ref b, uint64_t g);
 
 /* In-place resizing of live block b (header w) to want granules: shrinking
  * gives the tail back when it is a block's worth; growing takes from a free
- * next block and returns false (nothing changed) when it cannot. */
+ * next block and returns false when it cannot.  A cached next block goes
+ * back to the index first (it is free to the user), and that may change
+ * b's PREV_FREE bit (the cache's record may be released, and lie just
+ * before b): *w is b's header as it is when the call returns. */
 void heap_shrink_in_place(carve_heap *h, ref b, hword w, uint64_t want);
-bool heap_grow_in_place(carve_heap *h, ref b, hword w, uint64_t want);
+bool heap_grow_in_place(carve_heap *h, ref b, hword *w, uint64_t want);
 
 /* Hands back what sits in front of the free index: thread caches' slots
  * (first, since that can empty runs), retained empty runs and cached

@@ -427,6 +427,54 @@ static void test_alloc_whole_block_next_to_damage(void **state)
     }
 }
 
+/* carve_aligned_alloc next to the same damage: every alignment and size
+ * that picks the free block before the damaged header and would take it
+ * to its end (the lead split off in front, too little left behind) fails
+ * with EIO and changes not one byte of the buffer: the header is checked
+ * before the lead is split off.  Those that leave a block's worth behind
+ * never touch the damaged header and succeed. */
+static void test_aligned_alloc_next_to_damage(void **state)
+{
+    (void)state;
+    unsigned char *snapshot = malloc(HEAP_SIZE);
+    assert_non_null(snapshot);
+    for (size_t pi = 0; pi < UH_NPOLICIES; pi++) {
+        uh u;
+        carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS);
+        unsigned char *a;
+        size_t us;
+        unsigned char *hdr = row_header_after(h, &a, &us);
+        ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+        unsigned refused = 0;
+        for (size_t align = 32; align <= 128; align *= 2) {
+            for (size_t size = 8; size <= us; size += 8) {
+                unsigned char saved[CARVE_BLOCK_OVERHEAD];
+                uh_damage_header(hdr, saved, 5);
+                memcpy(snapshot, u.r.buf, HEAP_SIZE);
+                errno = 0;
+                void *p = carve_aligned_alloc(h, align, size);
+                int err = errno;
+                if (p == NULL) {
+                    assert_int_equal(err, EIO);
+                    if (memcmp(snapshot, u.r.buf, HEAP_SIZE) != 0)
+                        fail_msg(
+                            "policy %d: a failed carve_aligned_alloc(%zu, %zu) changed the heap",
+                            (int)uh_policies[pi], align, size);
+                    refused++;
+                }
+                memcpy(hdr, saved, sizeof saved);
+                if (p != NULL)
+                    ASSERT_STATUS(carve_free(h, p), CARVE_OK);
+                ASSERT_STATUS(carve_check(h), CARVE_OK);
+            }
+        }
+        assert_true(refused > 0); /* the case this test is for was met */
+        ASSERT_HEAP_SANE(h);
+        uh_destroy(&u);
+    }
+    free(snapshot);
+}
+
 /* A free block's header overwritten: carve_check reports it, freeing its
  * live neighbour (which would coalesce with it) reports CORRUPT. */
 static void test_free_block_header_overwritten(void **state)
@@ -740,6 +788,81 @@ static void test_free_slots(void **state)
     }
 }
 
+/* A heap of 8 MiB (with the flags) in which *p, a 32-byte slot, sits in
+ * a cache while every other slot of its run is free in the run, and a
+ * later run is its class's current one. */
+static carve_heap *slot_cached_alone_in_its_run(uh *u, unsigned flags, unsigned char **p)
+{
+    carve_heap *h = uh_make(u, (size_t)8 << 20, CARVE_GOOD_FIT, flags);
+    enum { N = 300 }; /* more than one run of 32-byte slots holds */
+    unsigned char *b[N];
+    for (size_t i = 0; i < N; i++) {
+        b[i] = carve_alloc(h, 32);
+        assert_non_null(b[i]);
+    }
+    size_t first_run = (size_t)(b[0] - (unsigned char *)h) / 8192u;
+    size_t last = 0;
+    for (size_t i = 0; i < N; i++)
+        if ((size_t)(b[i] - (unsigned char *)h) / 8192u == first_run)
+            last = i;
+    assert_true(last > 0 && last < N - 1u);
+    for (size_t i = 0; i < last; i++)
+        if ((size_t)(b[i] - (unsigned char *)h) / 8192u == first_run)
+            ASSERT_STATUS(carve_free(h, b[i]), CARVE_OK);
+    ASSERT_STATUS(carve_free(h, b[last]), CARVE_OK); /* the last, into the cache */
+    *p = b[last];
+    return h;
+}
+
+/* A second free, a realloc and a usable_size of that slot: each hands the
+ * caches back first, which empties the run, and the run goes back to the
+ * heap.  The slot was free all the same: the free reports a double free
+ * and the realloc EINVAL, as for a slot still in its run (not the
+ * NOT_OWNED and EIO of a pointer that never was a block), and the heap
+ * ends as the same heap does without the call.  With and without the
+ * lock, and without the general blocks' cache. */
+static void test_second_free_of_cached_slot_whose_run_goes_back(void **state)
+{
+    (void)state;
+    const unsigned flags[] = {0, CARVE_THREADSAFE, CARVE_NO_BLOCK_CACHE};
+    for (size_t fi = 0; fi < sizeof flags / sizeof flags[0]; fi++) {
+        uh ref_u;
+        unsigned char *q;
+        carve_heap *ref_h = slot_cached_alone_in_its_run(&ref_u, flags[fi], &q);
+        carve_stats expected = uh_stats(ref_h);
+        /* Each heap is detached before it goes: this thread's cache entry
+         * for it is given up, so the tests after this one find entries
+         * free (a thread keeps caches in at most 4 heaps). */
+        ASSERT_STATUS(carve_detach(ref_h), CARVE_OK);
+        uh_destroy(&ref_u);
+        for (int call = 0; call < 3; call++) {
+            uh u;
+            unsigned char *p;
+            carve_heap *h = slot_cached_alone_in_its_run(&u, flags[fi], &p);
+            if (call == 0)
+                ASSERT_STATUS(carve_free(h, p), CARVE_ERR_DOUBLE_FREE);
+            else if (call == 1)
+                ASSERT_NULL_ERRNO(carve_realloc(h, p, 100), EINVAL);
+            else
+                assert_int_equal(carve_usable_size(h, p), 0);
+            /* peak_used_bytes is left out: it follows the blocks a cache
+             * exchanges with the heap, and with CARVE_THREADSAFE whether
+             * this thread has a cache in a heap depends on the heaps it
+             * used before (at most 4 at a time). */
+            carve_stats after = uh_stats(h);
+            const char *d = tu_stats_diff(&expected, &after, 1);
+            if (d != NULL)
+                fail_msg("flags %#x: stats field %s changed", flags[fi], d);
+            assert_int_equal(after.allocs, expected.allocs);
+            assert_int_equal(after.frees, expected.frees);
+            assert_int_equal(after.failed_allocs, expected.failed_allocs);
+            ASSERT_HEAP_SANE(h);
+            ASSERT_STATUS(carve_detach(h), CARVE_OK);
+            uh_destroy(&u);
+        }
+    }
+}
+
 /* A freed small block sitting in a cache, written over (its first word,
  * where the cache's mark is) and then freed again: the second free cannot
  * be told from a first one once the mark is gone, and it puts the block in
@@ -971,12 +1094,14 @@ int main(void)
         cmocka_unit_test(test_free_overrun_into_neighbour),
         cmocka_unit_test(test_realloc_next_to_damage),
         cmocka_unit_test(test_alloc_whole_block_next_to_damage),
+        cmocka_unit_test(test_aligned_alloc_next_to_damage),
         cmocka_unit_test(test_free_block_header_overwritten),
         cmocka_unit_test(test_failed_allocs_counts_no_room_only),
         cmocka_unit_test(test_free_list_links_overwritten),
         cmocka_unit_test(test_check_control_block),
         cmocka_unit_test(test_free_slots),
         cmocka_unit_test(test_free_slot_never_handed_out),
+        cmocka_unit_test(test_second_free_of_cached_slot_whose_run_goes_back),
         cmocka_unit_test(test_write_after_free_then_free_again),
         cmocka_unit_test(test_write_after_free_then_free_again_then_drain),
         cmocka_unit_test(test_every_offset_of_a_run),

@@ -334,6 +334,137 @@ static void test_compact_and_trim_empty_the_cache(void **state)
     uh_destroy(&u);
 }
 
+/* The payload of a general block of n granules (16 bytes each, 8 of them
+ * the header). */
+#define GRANULES(n) ((size_t)(n)*16u - CARVE_BLOCK_OVERHEAD)
+
+/* A block grows in place over a cached neighbour that is the cache's last
+ * block: handing it back releases the cache's record, which lies just
+ * before the growing block, so the block's PREV_FREE bit changes on the
+ * way and the grown header must carry the new one.  The heap: [a][record]
+ * [b][n][g] with a taken back and n cached; b grows by realloc or, as a
+ * handle block, by hresize. */
+static void test_grow_over_cached_neighbour_releasing_the_record(void **state)
+{
+    (void)state;
+    for (int handle = 0; handle < 2; handle++) {
+        uh u;
+        carve_heap *h = uh_make(&u, CACHE_HEAP, CARVE_GOOD_FIT, 0);
+        if (handle) { /* the table first, out of the way */
+            carve_handle t = carve_halloc(h, 16);
+            assert_true(t != 0);
+        }
+        unsigned char *a = carve_alloc(h, 1000);
+        assert_non_null(a);
+        ASSERT_STATUS(carve_free(h, a), CARVE_OK); /* cached: the record is made after a */
+        unsigned char *b = NULL;
+        carve_handle hb = 0;
+        if (handle) {
+            hb = carve_halloc(h, 5000);
+            assert_true(hb != 0);
+        } else {
+            b = carve_alloc(h, 5000);
+            assert_non_null(b);
+        }
+        unsigned char *n = carve_alloc(h, 5000);
+        assert_non_null(n);
+        assert_non_null(carve_alloc(h, 5000));
+        ASSERT_STATUS(carve_free(h, n), CARVE_OK); /* cached */
+        assert_ptr_equal(carve_alloc(h, 1000), a); /* n is the last cached block */
+        if (handle) {
+            tu_fill(carve_pin(h, hb), 7, 5000);
+            ASSERT_STATUS(carve_unpin(h, hb), CARVE_OK);
+            ASSERT_STATUS(carve_hresize(h, hb, 9000), CARVE_OK);
+            b = carve_pin(h, hb);
+            ASSERT_STATUS(carve_unpin(h, hb), CARVE_OK);
+        } else {
+            tu_fill(b, 7, 5000);
+            assert_ptr_equal(carve_realloc(h, b, 9000), b); /* in place */
+        }
+        assert_int_equal(tu_verify(b, 7, 5000), 5000);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        if (handle)
+            ASSERT_STATUS(carve_hfree(h, hb), CARVE_OK);
+        else
+            ASSERT_STATUS(carve_free(h, b), CARVE_OK);
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        uh_destroy(&u);
+    }
+}
+
+/* The free that makes the cache's record: the record's allocation takes
+ * the free block just before the freed block b whole, which clears b's
+ * PREV_FREE bit, and b's cached header must carry that.  The heap holds
+ * holes too small for the record and one free block p of about its size
+ * just before b: the sizes of p tried include the record's exact size
+ * (3212 granules now; see struct gcache). */
+static void test_free_that_makes_the_record(void **state)
+{
+    (void)state;
+    enum { HOLES = 70 };
+    for (size_t pg = 3196; pg <= 3228; pg++) {
+        uh u;
+        carve_heap *h = uh_make(&u, CACHE_HEAP / 2u + 16384u, CARVE_GOOD_FIT, CARVE_NO_RUNS);
+        void *hole[HOLES];
+        for (size_t i = 0; i < HOLES; i++) {
+            hole[i] = carve_alloc(h, GRANULES(3100));
+            assert_non_null(hole[i]);
+            assert_non_null(carve_alloc(h, 24));
+        }
+        unsigned char *p = carve_alloc(h, GRANULES(pg));
+        unsigned char *b = carve_alloc(h, 24);
+        assert_true(p != NULL && b != NULL);
+        assert_non_null(carve_alloc(h, uh_stats(h).largest_free)); /* the rest */
+        for (size_t i = 0; i < HOLES; i++)
+            ASSERT_STATUS(carve_free(h, hole[i]), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, p), CARVE_OK);
+        ASSERT_STATUS(carve_free(h, b), CARVE_OK); /* the record is made now */
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        (void)uh_stats(h); /* hands b back to the index */
+        ASSERT_STATUS(carve_check(h), CARVE_OK);
+        uh_destroy(&u);
+    }
+}
+
+/* The same free when making the record fails for want of room: the
+ * failing allocation hands back the caches and an empty run, and the run
+ * lies just before the freed block b, so b's PREV_FREE bit is set on the
+ * way; the free that then releases b must use the new header, or two free
+ * blocks end up side by side.  The heap: a run R (one live slot s), b just
+ * after it, holes too small for the record, the rest full. */
+static void test_free_when_making_the_record_reclaims(void **state)
+{
+    (void)state;
+    enum { HOLES = 160 };
+    uh u;
+    carve_heap *h = uh_make(&u, CACHE_HEAP, CARVE_GOOD_FIT, 0);
+    unsigned char *s = carve_alloc(h, 16);    /* makes the run */
+    unsigned char *b = carve_alloc(h, 10000); /* after the run's block */
+    assert_true(s != NULL && b != NULL);
+    size_t run_page = (size_t)(s - (unsigned char *)h) & ~(size_t)8191u;
+    assert_int_equal((size_t)(b - (unsigned char *)h) - CARVE_BLOCK_OVERHEAD,
+                     run_page + 8192u + CARVE_BLOCK_OVERHEAD);
+    for (;;) { /* what lies before the run goes too */
+        unsigned char *q = carve_alloc(h, 300);
+        assert_non_null(q);
+        if (q > b)
+            break;
+    }
+    void *hole[HOLES];
+    for (size_t i = 0; i < HOLES; i++) {
+        hole[i] = carve_alloc(h, GRANULES(3100));
+        assert_non_null(hole[i]);
+        assert_non_null(carve_alloc(h, 300));
+    }
+    assert_non_null(carve_alloc(h, uh_stats(h).largest_free)); /* the rest */
+    for (size_t i = 0; i < HOLES; i++)
+        ASSERT_STATUS(carve_free(h, hole[i]), CARVE_OK);
+    ASSERT_STATUS(carve_free(h, s), CARVE_OK); /* the run's last live slot, into the cache */
+    ASSERT_STATUS(carve_free(h, b), CARVE_OK);
+    ASSERT_STATUS(carve_check(h), CARVE_OK);
+    uh_destroy(&u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +474,9 @@ int main(void)
         cmocka_unit_test(test_cached_block_double_free),
         cmocka_unit_test(test_stats_and_walk_see_cached_blocks_as_free),
         cmocka_unit_test(test_grow_over_cached_neighbour),
+        cmocka_unit_test(test_grow_over_cached_neighbour_releasing_the_record),
+        cmocka_unit_test(test_free_that_makes_the_record),
+        cmocka_unit_test(test_free_when_making_the_record_reclaims),
         cmocka_unit_test(test_damaged_cached_block),
         cmocka_unit_test(test_compact_and_trim_empty_the_cache),
     };
