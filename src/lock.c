@@ -2,6 +2,8 @@
  * lock.c: the mutexes behind CARVE_THREADSAFE and CARVE_SHARED, and the
  * user's lock hooks.
  */
+#define _POSIX_C_SOURCE 200809L /* robust mutexes, under -std=c11 */
+
 #include "lock.h"
 
 #include <errno.h>
@@ -17,7 +19,7 @@ int lock_init(carve_lock *l, unsigned flags)
     }
     if (flags & CARVE_SHARED) {
         err = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-#if defined(PTHREAD_MUTEX_ROBUST)
+#if defined(CARVE_HAVE_ROBUST_MUTEX)
         /* Robust where the platform has it: a process that dies holding the
          * lock does not wedge every other process on the heap. */
         if (err == 0) {
@@ -49,7 +51,7 @@ bool lock_acquire(carve_lock *l)
         return false;
     }
     int err = pthread_mutex_lock(&l->mutex);
-#if defined(PTHREAD_MUTEX_ROBUST)
+#if defined(CARVE_HAVE_ROBUST_MUTEX)
     if (err == EOWNERDEAD) {
         /* We own the lock now; mark it usable again.  Repairing whatever the
          * dead owner left half-done is the caller's business. */
