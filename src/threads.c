@@ -715,17 +715,25 @@ void tcache_detach(carve_heap *h)
     if (!(h->flags & HEAP_TCACHE) || !records_in_place(h)) {
         return;
     }
-    uint32_t me = (uint32_t)getpid();
     heap_enter(h);
-    quiesce_begin(h);
-    for (uint64_t i = 0; i < h->tcache_count; i++) {
-        struct tcache *c = record(h, i);
-        uint64_t tag = c->tag;
-        if ((!(h->flags & CARVE_SHARED) || c->pid == me) && tag != 0 && cache_enter(c, tag)) {
-            cache_retire(h, c);
+    if (h->flags & CARVE_SHARED) {
+        /* Only this process's records: the others' are live. */
+        uint32_t me = (uint32_t)getpid();
+        quiesce_begin(h);
+        for (uint64_t i = 0; i < h->tcache_count; i++) {
+            struct tcache *c = record(h, i);
+            uint64_t tag = c->tag;
+            if (c->pid == me && tag != 0 && cache_enter(c, tag)) {
+                cache_retire(h, c);
+            }
         }
+        quiesce_end(h);
+    } else {
+        /* Every record is this process's, or, in a fork() child, its
+         * parent's, which may have stopped mid-operation: a drain retires
+         * those without waiting for them and recounts the runs. */
+        (void)tcache_drain_all(h);
     }
-    quiesce_end(h);
     heap_leave(h);
     for (unsigned i = 0; i < TCACHE_PER_THREAD; i++) {
         if (tcache_mine[i].h == h) {
