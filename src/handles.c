@@ -96,20 +96,33 @@ static bool table_grow(carve_heap *h)
     return true;
 }
 
-/* The index of a free entry, taken off the free chain; UINT64_MAX with
- * errno = ENOMEM when the table is full and may not (or cannot) grow. */
-static uint64_t entry_take(carve_heap *h)
+/* Makes sure the table has a free entry: made, or grown, when it has none
+ * and may (max_handles 0), compacting when that could make the room.
+ * False with errno = ENOMEM when it is full and may not (or cannot) grow,
+ * or EIO when its place fails its check. */
+static bool table_make_room(carve_heap *h)
 {
     if (h->htable == 0 && (h->max_handles != 0 || !handles_table_create(h, HANDLE_TABLE_FIRST))) {
         errno = ENOMEM;
-        return UINT64_MAX;
+        return false;
     }
     if (!table_in_bounds(h)) {
         errno = CARVE_ERRNO_CORRUPT;
-        return UINT64_MAX;
+        return false;
     }
     if (h->hfree == 0 && (h->max_handles != 0 || !table_grow(h))) {
         errno = ENOMEM;
+        return false;
+    }
+    return true;
+}
+
+/* The index of a free entry, taken off the free chain (the table made or
+ * grown first when it has none); UINT64_MAX with errno as table_make_room,
+ * or EIO when the chain is damaged. */
+static uint64_t entry_take(carve_heap *h)
+{
+    if (!table_make_room(h)) {
         return UINT64_MAX;
     }
     uint64_t idx = h->hfree - 1u;
@@ -268,21 +281,6 @@ static void block_unmake(carve_heap *h, ref b, uint64_t peak)
     h->allocs--;
     h->frees--;
     h->peak_used_bytes = peak;
-}
-
-/* Makes sure the table has a free entry: made, or grown, when it has none
- * (compacting when that could make the room); false with errno when it
- * cannot.  For a heap whose table may grow (max_handles 0). */
-static bool table_make_room(carve_heap *h)
-{
-    if (h->htable == 0) {
-        return handles_table_create(h, HANDLE_TABLE_FIRST);
-    }
-    if (h->hfree == 0 && !table_grow(h)) {
-        errno = ENOMEM;
-        return false;
-    }
-    return true;
 }
 
 /* ---- the calls, unlocked ------------------------------------------------------------ */

@@ -338,6 +338,15 @@ static unsigned char *row_header_after(carve_heap *h, unsigned char **a, size_t 
     return hdr;
 }
 
+/* The same row with its first block freed: a free block (at *a, *us
+ * usable bytes before) with the second block's header, returned, after it. */
+static unsigned char *freed_block_before_header(carve_heap *h, unsigned char **a, size_t *us)
+{
+    unsigned char *hdr = row_header_after(h, a, us);
+    ASSERT_STATUS(carve_free(h, *a), CARVE_OK);
+    return hdr;
+}
+
 /* A realloc of a block whose neighbour's header was overwritten, either
  * way:
  *   - one that has to move the block: the move would free the block last,
@@ -404,8 +413,7 @@ static void test_alloc_whole_block_next_to_damage(void **state)
         carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS);
         unsigned char *a;
         size_t us;
-        unsigned char *hdr = row_header_after(h, &a, &us);
-        ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+        unsigned char *hdr = freed_block_before_header(h, &a, &us);
         /* Every size that takes a's block whole, not just its own: a
          * request a granule smaller leaves too little to split off. */
         for (size_t size = us - 15u; size <= us; size += 15u) {
@@ -443,8 +451,7 @@ static void test_aligned_alloc_next_to_damage(void **state)
         carve_heap *h = uh_make(&u, HEAP_SIZE, uh_policies[pi], CARVE_NO_RUNS);
         unsigned char *a;
         size_t us;
-        unsigned char *hdr = row_header_after(h, &a, &us);
-        ASSERT_STATUS(carve_free(h, a), CARVE_OK);
+        unsigned char *hdr = freed_block_before_header(h, &a, &us);
         unsigned refused = 0;
         for (size_t align = 32; align <= 128; align *= 2) {
             for (size_t size = 8; size <= us; size += 8) {
