@@ -331,7 +331,19 @@ int carve_detach(carve_heap *h);
  *     operation at the fork may leave one small block allocated in the
  *     child.  A CARVE_SHARED heap is the same memory in both processes: the
  *     child goes on using it with caches of its own.  With lock hooks,
- *     fork() is the user's business, as with any lock of theirs. */
+ *     fork() is the user's business, as with any lock of theirs.
+ *   - A process of a CARVE_SHARED heap that dies (SIGKILL, a crash) in the
+ *     middle of a lock-free cache operation leaves its cache marked busy.
+ *     The next call that empties the caches (or carve_check) waits about a
+ *     millisecond, then, finding the owner's process gone, takes the cache
+ *     over: its blocks go back, and the one small block the interrupted
+ *     operation was moving may stay allocated.  "Gone" is decided on Linux
+ *     by /proc (no such process, a zombie, or another process under the
+ *     same id), only between processes of one pid namespace; anywhere else
+ *     the call waits for the owner for ever.  A process that dies holding
+ *     the lock leaves it usable (a robust mutex), but the operation it was
+ *     in the middle of is not repaired: carve_check may then report
+ *     CARVE_ERR_CORRUPT. */
 
 /* The smallest buffer size for which carve_init(buffer, size, opt) succeeds
  * at every buffer address (opt NULL = defaults); 0 when carve_init refuses

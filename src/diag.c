@@ -214,21 +214,27 @@ static uint64_t index_node_count(const carve_heap *h)
 int check_unlocked(carve_heap *h)
 {
     struct chain_totals t;
-    memset(&t, 0, sizeof t);
-    /* A fork() child's inheritance of its parent's threads' caches is not a
-     * fault: they go back first (this changes nothing in the parent). */
-    if ((h->flags & HEAP_TCACHE) && control_is_valid(h)) {
-        (void)tcache_adopt_orphans(h);
-    }
-    if (!control_is_valid(h) || !chain_is_sound(h, &t)) {
-        return CARVE_ERR_CORRUPT;
-    }
-    /* Slots that thread caches hold or have handed out without telling the
-     * heap's counters yet (threads.h). */
     struct tcache_sums cached;
+    int caches;
+    do {
+        memset(&t, 0, sizeof t);
+        /* A fork() child's inheritance of its parent's threads' caches is
+         * not a fault: they go back first (this changes nothing in the
+         * parent). */
+        if ((h->flags & HEAP_TCACHE) && control_is_valid(h)) {
+            (void)tcache_adopt_orphans(h);
+        }
+        if (!control_is_valid(h) || !chain_is_sound(h, &t)) {
+            return CARVE_ERR_CORRUPT;
+        }
+        /* Slots that thread caches hold or have handed out without telling
+         * the heap's counters yet (threads.h).  Nor is a cache that a
+         * process of a shared heap left busy when it died a fault: the
+         * caches go back, and the walk above is out of date. */
+        caches = tcache_sums(h, &cached);
+    } while (caches < 0);
     uint64_t record_blocks;
-    if (!tcache_sums(h, &cached) ||
-        !gcache_is_sound(h, t.cached_blocks, t.cached_bytes, &record_blocks)) {
+    if (caches == 0 || !gcache_is_sound(h, t.cached_blocks, t.cached_bytes, &record_blocks)) {
         return CARVE_ERR_CORRUPT;
     }
     bool counters_agree =

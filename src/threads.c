@@ -6,6 +6,7 @@
 #include "threads.h"
 
 #include "heap.h"
+#include "process.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -92,25 +93,65 @@ static void quiesce_end(const carve_heap *h);
 
 /* ---- the state word ------------------------------------------------------------ */
 
-/* Marks cache c busy if it is still the cache tagged tag; false when it was
- * freed or handed to another thread since (then nothing was written).
- * Waits while someone else works on it: owners and drainers hold it for a
- * handful of instructions. */
-static bool cache_enter(struct tcache *c, uint64_t tag)
+/* How a drainer got into a record (cache_enter_to_drain). */
+enum drain_entry {
+    DRAIN_ENTERED,   /* marked busy by the drainer */
+    DRAIN_GONE,      /* freed or handed to another thread meanwhile */
+    DRAIN_TAKEN_OVER /* busy for good: its process died mid-operation */
+};
+
+/* Spins between two looks at whether a busy record's process is gone:
+ * about a millisecond of yields, long next to any pop or push. */
+#define DEAD_OWNER_SPINS 1024u
+
+/* Whether record c (busy) of CARVE_SHARED heap h belongs to a process that
+ * has died: nobody will ever leave it then. */
+static bool owner_is_gone(const carve_heap *h, const struct tcache *c)
+{
+    if (h == NULL || !(h->flags & CARVE_SHARED)) {
+        return false; /* one process: an orphan of fork() is retire_orphans' */
+    }
+    struct process_id owner = {c->pid, c->pid_ns, c->pid_started};
+    return process_is_gone(&owner);
+}
+
+/* Marks cache c busy if it is still the cache tagged tag (DRAIN_ENTERED);
+ * DRAIN_GONE when it was freed or handed to another thread since (then
+ * nothing was written).  Waits while someone else works on it: owners and
+ * drainers hold it for a handful of instructions.
+ *
+ * A drainer (h set, heap lock held) may meet a record that a process of a
+ * CARVE_SHARED heap left busy when it died in a pop or push:
+ * after waiting a while it asks whether the owner's process is gone, and
+ * then takes the record over as it is (still busy, now the drainer's).  Its
+ * counts may be one off then, as an orphan's of fork() (retire_orphans):
+ * the caller retires it and recounts once every record is empty. */
+static enum drain_entry cache_enter_to_drain(const carve_heap *h, struct tcache *c, uint64_t tag)
 {
     for (unsigned spins = 0;; spins++) {
         uint64_t expected = tag;
         if (atomic_compare_exchange_weak_explicit(&c->state, &expected, tag | 1u,
                                                   memory_order_acquire, memory_order_relaxed)) {
-            return true;
+            return DRAIN_ENTERED;
         }
         if (expected != (tag | 1u) && expected != tag) {
-            return false;
+            return DRAIN_GONE;
         }
         if (spins >= 64u) {
-            sched_yield(); /* the holder was descheduled mid-operation */
+            sched_yield();
+        }
+        if (spins % DEAD_OWNER_SPINS == DEAD_OWNER_SPINS - 1u && expected == (tag | 1u) &&
+            owner_is_gone(h, c)) {
+            return DRAIN_TAKEN_OVER;
         }
     }
+}
+
+/* cache_enter_to_drain for the record's owner, whose own record cannot
+ * have been left busy by a dead process. */
+static bool cache_enter(struct tcache *c, uint64_t tag)
+{
+    return cache_enter_to_drain(NULL, c, tag) == DRAIN_ENTERED;
 }
 
 /* A tag no other cache of this heap has had: the heap's salt, the block's
@@ -386,16 +427,22 @@ static bool slot_is_cached_soundly(const carve_heap *h, ref s, unsigned cls)
 static bool retire_records(carve_heap *h)
 {
     bool any = false;
+    bool taken_over = false;
     quiesce_begin(h);
     for (uint64_t i = 0; i < h->tcache_count; i++) {
         struct tcache *c = record(h, i);
         uint64_t tag = c->tag;
-        if (tag != 0 && cache_enter(c, tag)) {
+        enum drain_entry how = tag != 0 ? cache_enter_to_drain(h, c, tag) : DRAIN_GONE;
+        if (how != DRAIN_GONE) {
             cache_retire(h, c);
             any = true;
+            taken_over = taken_over || how == DRAIN_TAKEN_OVER;
         }
     }
     quiesce_end(h);
+    if (taken_over) {
+        small_recount(h); /* every record is empty now */
+    }
     return any;
 }
 
@@ -471,20 +518,31 @@ bool tcache_drain_all(carve_heap *h)
     return adopted || retired;
 }
 
-/* tcache_sums over the records, other threads' fast paths kept out. */
-static bool records_sum(carve_heap *h, struct tcache_sums *out)
+/* What records_sum found. */
+enum records_verdict { RECORDS_SOUND, RECORDS_DAMAGED, RECORDS_OWNER_DIED };
+
+/* tcache_sums over the records, other threads' fast paths kept out.  A
+ * record whose process died in the middle of an operation is retired on
+ * the spot (RECORDS_OWNER_DIED: the sums are incomplete, and the run
+ * counters must be recounted once every record is empty). */
+static enum records_verdict records_sum(carve_heap *h, struct tcache_sums *out)
 {
     for (uint64_t i = 0; i < h->tcache_count; i++) {
         struct tcache *c = record(h, i);
         uint64_t tag = c->tag;
         if (tag == 0) {
             if (c->owns != 0 || !counts_closed(c)) {
-                return false; /* a free record that would take runs or slots */
+                return RECORDS_DAMAGED; /* a free record that would take runs or slots */
             }
             continue;
         }
-        if (!cache_enter(c, tag)) {
-            return false;
+        enum drain_entry how = cache_enter_to_drain(h, c, tag);
+        if (how == DRAIN_GONE) {
+            return RECORDS_DAMAGED;
+        }
+        if (how == DRAIN_TAKEN_OVER) {
+            cache_retire(h, c);
+            return RECORDS_OWNER_DIED;
         }
         bool sound = true;
         for (unsigned cls = 0; cls < SMALL_CLASSES && sound; cls++) {
@@ -503,25 +561,32 @@ static bool records_sum(carve_heap *h, struct tcache_sums *out)
         }
         cache_leave(c, tag);
         if (!sound) {
-            return false;
+            return RECORDS_DAMAGED;
         }
     }
-    return true;
+    return RECORDS_SOUND;
 }
 
-bool tcache_sums(carve_heap *h, struct tcache_sums *out)
+int tcache_sums(carve_heap *h, struct tcache_sums *out)
 {
     memset(out, 0, sizeof *out);
     if (!(h->flags & HEAP_TCACHE)) {
-        return true;
+        return 1;
     }
     if (!records_in_place(h)) {
-        return false;
+        return 0;
     }
     quiesce_begin(h);
-    bool sound = records_sum(h, out);
+    enum records_verdict v = records_sum(h, out);
     quiesce_end(h);
-    return sound;
+    if (v == RECORDS_OWNER_DIED) {
+        /* The dead process's record is retired; the others follow, and
+         * then the runs are recounted. */
+        (void)retire_records(h);
+        small_recount(h);
+        return -1;
+    }
+    return v == RECORDS_SOUND ? 1 : 0;
 }
 
 /* ---- threads and fork() ------------------------------------------------------------------
@@ -827,7 +892,13 @@ static bool cache_create(carve_heap *h, struct tls_cache *e)
         memset(c->own, 0, sizeof c->own);
         memset(c->partial, 0, sizeof c->partial);
         c->owns = 1;
-        c->pid = (uint32_t)getpid();
+        struct process_id me = {(uint32_t)getpid(), 0, 0};
+        if (h->flags & CARVE_SHARED) {
+            me = process_self();
+        }
+        c->pid = me.pid;
+        c->pid_ns = me.ns;
+        c->pid_started = me.started;
         c->thread = my_thread_number();
         c->tag = cache_tag(h, h->tcaches + i * sizeof(struct tcache), h->tcache_serial++);
         atomic_store_explicit(&c->state, c->tag, memory_order_release);
@@ -1068,6 +1139,8 @@ static struct tcache *solo_cache(carve_heap *h)
         memset(c->partial, 0, sizeof c->partial);
         c->owns = 0;
         c->pid = 0;
+        c->pid_ns = 0;
+        c->pid_started = 0;
         c->thread = 0;
         c->tag = cache_tag(h, h->tcaches, h->tcache_serial++);
         atomic_store_explicit(&c->state, c->tag, memory_order_relaxed);

@@ -85,7 +85,12 @@ struct tcache {
     uint64_t tag;    /* cache_tag(): even, never 0, unique in the heap's life */
     uint32_t pid;    /* the owning thread's process */
     uint32_t thread; /* its number in that process (threads.c), or 0 */
-    uint64_t ops;    /* pops and pushes not yet folded in */
+    /* In a CARVE_SHARED heap, the rest of that process's identity
+     * (process.h), so that a record left busy by a process that died can
+     * be taken over; 0 elsewhere. */
+    uint64_t pid_ns;
+    uint64_t pid_started;
+    uint64_t ops; /* pops and pushes not yet folded in */
     uint16_t count[SMALL_CLASSES];
     uint16_t base[SMALL_CLASSES]; /* count at the last fold (under the lock) */
     ref slot[SMALL_CLASSES][TCACHE_CAP];
@@ -369,20 +374,26 @@ bool tcache_may_hold(const carve_heap *h, const void *p);
 uint64_t tcache_usable(const carve_heap *h, const void *p);
 
 /* Under the heap's lock.  Empties every cache of the heap into its runs
- * and frees its record; true if a cache was in use. */
+ * and frees its record; true if a cache was in use.  A record that a
+ * process of a CARVE_SHARED heap left busy when it died (process.h) is
+ * taken over after a wait of about a millisecond, and the runs are then
+ * recounted. */
 bool tcache_drain_all(carve_heap *h);
 /* carve_init's: the count records of a new heap start free (TCACHE_CLOSED). */
 void tcache_init_records(carve_heap *h);
 /* What carve_check needs, summed over the records in use: the slots and
- * bytes they account for (base: cached + pops - pushes); false when a record is
- * damaged (a bad tag, a count over TCACHE_CAP, a slot that is not live, a
- * run in use or listed that is not the cache's). */
+ * bytes they account for (base: cached + pops - pushes).  1 when the
+ * records are sound; 0 when one is damaged (a bad tag, a count over
+ * TCACHE_CAP, a slot that is not live, a run in use or listed that is not
+ * the cache's); -1 when the record of a process of a CARVE_SHARED heap
+ * that died mid-operation was met: every record has been retired and the
+ * runs recounted (the heap changed: the caller starts over). */
 struct tcache_sums {
     uint64_t slots, bytes;
     uint64_t own;    /* runs in use by a cache */
     uint64_t listed; /* runs in the caches' own lists */
 };
-bool tcache_sums(carve_heap *h, struct tcache_sums *out);
+int tcache_sums(carve_heap *h, struct tcache_sums *out);
 
 /* The fork() gate around every locked section of a heap with the built-in
  * lock (see threads.c). */

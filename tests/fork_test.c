@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -405,6 +406,78 @@ static void shared_lock_survives_its_owner(void)
     munmap(buf, size);
 }
 
+/* A child's part in shared_cache_survives_killed_processes: fills its
+ * thread cache's class of 48-byte slots, says so, and then allocates and
+ * frees one slot for ever, which the cache serves without the heap's lock
+ * (the count never reaches 0 or the cache's capacity), until it is killed. */
+static void churn_in_the_cache(carve_heap *h, atomic_int *ready)
+{
+    void *warm[8];
+    for (unsigned i = 0; i < 8; i++)
+        CHILD_CHECK((warm[i] = carve_alloc(h, 48)) != NULL, "carve_alloc", i);
+    for (unsigned i = 0; i < 8; i++)
+        CHILD_CHECK(carve_free(h, warm[i]) == CARVE_OK, "carve_free", i);
+    atomic_store(ready, 1);
+    for (unsigned char i = 0;; i++) {
+        unsigned char *p = carve_alloc(h, 48);
+        CHILD_CHECK(p != NULL, "carve_alloc in the loop", 0);
+        p[0] = i;
+        CHILD_CHECK(carve_free(h, p) == CARVE_OK, "carve_free in the loop", 0);
+    }
+}
+
+/* A process killed in the middle of a pop or push of its thread cache in a
+ * CARVE_SHARED heap leaves that cache marked busy, and nobody else ever
+ * clears the mark: the next call that empties every cache (carve_check,
+ * carve_get_stats, a failing allocation) waited for ever.  It now finds the
+ * owner's process gone and takes the cache over.  Each round kills a child
+ * at a random moment of a loop that lives in its cache (about a quarter
+ * of the kills land inside a pop or push), then checks the heap, under an
+ * alarm that turns a wait for ever into a failure. */
+static void shared_cache_survives_killed_processes(unsigned rounds)
+{
+    size_t size = (size_t)8 << 20; /* past 4 MiB: thread caches */
+    void *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    PARENT_CHECK(buf != MAP_FAILED, "mmap", (uint64_t)errno);
+    atomic_int *ready = (atomic_int *)buf;
+    carve_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = CARVE_SHARED;
+    carve_heap *h = carve_init((unsigned char *)buf + 64, size - 64, &o);
+    PARENT_CHECK(h != NULL, "carve_init of a shared heap", (uint64_t)errno);
+    tu_rng g;
+    uint64_t x = base_seed ^ 0xdeadull;
+    tu_rng_seed(&g, tu_splitmix64(&x));
+    for (unsigned round = 0; round < rounds; round++) {
+        atomic_store(ready, 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        PARENT_CHECK(pid >= 0, "fork", (uint64_t)errno);
+        if (pid == 0) {
+            alarm(CHILD_SECONDS); /* should the parent die first */
+            churn_in_the_cache(h, ready);
+        }
+        alarm(60);
+        while (atomic_load(ready) == 0)
+            sched_yield();
+        struct timespec pause = {0, (long)tu_rng_below(&g, 300000)};
+        nanosleep(&pause, NULL);
+        PARENT_CHECK(kill(pid, SIGKILL) == 0, "kill", (uint64_t)errno);
+        int status;
+        PARENT_CHECK(waitpid(pid, &status, 0) == pid, "waitpid", (uint64_t)errno);
+        PARENT_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the child's end",
+                     (uint64_t)status);
+        PARENT_CHECK(carve_check(h) == CARVE_OK, "carve_check after a child was killed", round);
+        void *p = carve_alloc(h, 48);
+        PARENT_CHECK(p != NULL && carve_free(h, p) == CARVE_OK, "a slot after the kill", round);
+        carve_stats st;
+        carve_get_stats(h, &st); /* empties every cache */
+        PARENT_CHECK(carve_check(h) == CARVE_OK, "carve_check after the drain", round);
+        alarm(0);
+    }
+    munmap(buf, size);
+}
+
 int main(int argc, char **argv)
 {
     unsigned long long forks = tu_env_ull("CARVE_TEST_FORKS", 40);
@@ -417,6 +490,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     fork_edge_cases();
     shared_lock_survives_its_owner();
+    shared_cache_survives_killed_processes(200);
 
     tu_region reg;
     PARENT_CHECK(tu_region_make(&reg, HEAP_SIZE, 0, 256, 0) == 0, "out of memory", 0);
