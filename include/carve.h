@@ -226,9 +226,10 @@ carve_heap *carve_init(void *buffer, size_t size, const carve_options *opt);
  *
  * Complexity: O(1), except for a private heap with the built-in lock that
  * has thread caches: their records are retired and the run counters
- * recounted from the runs, O(n).  Thread-safety: for a CARVE_SHARED heap,
- * any number of processes may attach while others use the heap; attaching
- * never disturbs
+ * recounted from the runs, O(n); and for a heap without a lock that has
+ * its front cache (4 MiB or more): the cache is checked, O(the blocks it
+ * holds), and, should it fail, emptied with the same recount.  Thread-safety: for a CARVE_SHARED
+ * heap, any number of processes may attach while others use the heap; attaching never disturbs
  * them.  For other heaps, nobody may use the memory during the call.
  * A heap made with lock hooks is refused with EINVAL: see
  * carve_attach_with_lock().  A private heap with the built-in lock may also

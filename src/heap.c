@@ -492,6 +492,8 @@ CARVE_EXPORT carve_heap *carve_attach(void *buffer, size_t size)
             return NULL;
         }
         tcache_disown_all(h);
+    } else {
+        tcache_attach_solo(h);
     }
     return h;
 }

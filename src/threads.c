@@ -120,8 +120,10 @@ static bool owner_is_gone(const carve_heap *h, const struct tcache *c)
  * nothing was written).  Waits while someone else works on it: owners and
  * drainers hold it for a handful of instructions.
  *
- * A drainer (h set, heap lock held) may meet a record that a process of a
- * CARVE_SHARED heap left busy when it died in a pop or push:
+ * In a heap without a lock (h set) nobody else can be in the record, and
+ * a busy one is damage: DRAIN_GONE at once.  A drainer (h set, heap lock
+ * held) may meet a record that a process of a CARVE_SHARED heap left busy
+ * when it died in a pop or push:
  * after waiting a while it asks whether the owner's process is gone, and
  * then takes the record over as it is (still busy, now the drainer's).  Its
  * counts may be one off then, as an orphan's of fork() (retire_orphans):
@@ -136,6 +138,9 @@ static enum drain_entry cache_enter_to_drain(const carve_heap *h, struct tcache 
         }
         if (expected != (tag | 1u) && expected != tag) {
             return DRAIN_GONE;
+        }
+        if (h != NULL && !(h->flags & CARVE_THREADSAFE)) {
+            return DRAIN_GONE; /* one user, who is here: busy is damage */
         }
         if (spins >= 64u) {
             sched_yield();
@@ -254,7 +259,8 @@ static void give_back_many(carve_heap *h, const ref *slots, unsigned n)
         ref s = slots[k];
         ref r = (s & ~(ref)(RUN_SIZE - 1u)) + RUN_HEAD_OFFSET;
         if (r != trusted) {
-            if (!small_owns(h, at(h, s))) {
+            /* The range first: at() of an offset far outside is undefined. */
+            if (s <= h->arena_begin || s >= h->arena_end || !small_owns(h, at(h, s))) {
                 continue;
             }
             cls = run_at(h, r)->cls;
@@ -415,9 +421,11 @@ ref *tcache_partial_head(carve_heap *h, uint64_t k, unsigned cls)
 static bool slot_is_cached_soundly(const carve_heap *h, ref s, unsigned cls)
 {
     struct slot_loc loc;
+    if (s <= h->arena_begin || s >= h->arena_end) {
+        return false; /* checked before at(): a pointer far outside is undefined */
+    }
     void *p = at(h, s);
-    return s > h->arena_begin && s < h->arena_end && small_owns(h, p) &&
-           small_locate(h, p, &loc) == CARVE_OK && loc.cls == cls &&
+    return small_owns(h, p) && small_locate(h, p, &loc) == CARVE_OK && loc.cls == cls &&
            slot_is_live(run_at(h, loc.run), loc.index) && slot_is_marked(h, s);
 }
 
@@ -503,6 +511,14 @@ void tcache_disown_all(carve_heap *h)
         c->owns = 0;
     }
     small_recount(h);
+}
+
+void tcache_attach_solo(carve_heap *h)
+{
+    struct tcache_sums sums;
+    if ((h->flags & HEAP_TCACHE) && records_in_place(h) && tcache_sums(h, &sums) != 1) {
+        tcache_disown_all(h);
+    }
 }
 
 bool tcache_drain_all(carve_heap *h)

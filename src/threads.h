@@ -411,6 +411,13 @@ bool tcache_adopt_orphans(carve_heap *h);
  * every record is retired, busy or not, and the run counters recounted. */
 void tcache_disown_all(carve_heap *h);
 
+/* carve_attach of a heap without a lock: its one cache is used again as it
+ * is, so its record is checked first (as carve_check does, O(its slots and
+ * runs)), and retired with a recount of the runs, O(n), when it fails:
+ * the record lies outside the control block's checksum, and the solo fast
+ * paths follow its offsets unchecked. */
+void tcache_attach_solo(carve_heap *h);
+
 /* carve_detach's work: this process's caches in h go back. */
 void tcache_detach(carve_heap *h);
 

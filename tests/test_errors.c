@@ -1065,6 +1065,65 @@ static void test_every_offset_of_a_run(void **state)
 
 /* carve_strerror: a distinct non-empty sentence per status, "unknown status"
  * otherwise. */
+/* The record of a heap's one cache lies outside the control block's
+ * checksum, so a damaged image can hold a cached slot's offset that points
+ * anywhere.  carve_check reports it; carve_attach, which validates what the
+ * fast paths will follow, retires that record, and the allocations after
+ * it stay inside the buffer (the first one read far outside it before: a
+ * fault, or an ASan report).  A busy mark, which a heap with one user
+ * never leaves, is damage too, and must not make a check or an attach
+ * wait for ever. */
+static void test_damaged_cache_record_at_attach(void **state)
+{
+    (void)state;
+    const size_t size = 2 * CARVE_GCACHE_MIN_HEAP; /* an arena past 4 MiB: the cache */
+    const uint64_t far[] = {(uint64_t)1 << 40, size + 64u, UINT64_MAX - 7u, 0};
+    for (size_t k = 0; k < sizeof far / sizeof far[0]; k++) {
+        uh u;
+        carve_heap *h = uh_make(&u, size, CARVE_GOOD_FIT, 0);
+        unsigned char *p = carve_alloc(h, 16);
+        assert_non_null(p);
+        uint64_t off = (uint64_t)(p - (unsigned char *)h);
+        ASSERT_STATUS(carve_free(h, p), CARVE_OK); /* into the cache */
+        unsigned char *word = NULL;
+        for (unsigned char *w = (unsigned char *)h; w < p && word == NULL; w += 8) {
+            uint64_t v;
+            memcpy(&v, w, sizeof v);
+            if (v == off)
+                word = w;
+        }
+        assert_non_null(word); /* the cache holds p's offset */
+        if (far[k] != 0) {
+            memcpy(word, &far[k], sizeof far[k]);
+        } else {
+            /* The record's state word (its first), which holds its tag
+             * while the record is in use: marked busy. */
+            unsigned char *state_word = NULL;
+            for (unsigned char *w = word; w >= (unsigned char *)h && state_word == NULL; w -= 8) {
+                uint64_t a, b;
+                memcpy(&a, w, sizeof a);
+                memcpy(&b, w + 8, sizeof b);
+                if (a != 0 && a == b && (a & 1u) == 0)
+                    state_word = w; /* state == tag, side by side */
+            }
+            assert_non_null(state_word);
+            state_word[0] |= 1u;
+        }
+        ASSERT_STATUS(carve_check(h), CARVE_ERR_CORRUPT);
+        carve_heap *a = carve_attach(u.r.buf, size);
+        assert_ptr_equal(a, h);
+        ASSERT_STATUS(carve_check(a), CARVE_OK);
+        for (unsigned i = 0; i < 100; i++) {
+            unsigned char *q = carve_alloc(a, 16);
+            assert_non_null(q);
+            assert_true(q >= u.r.buf && q + 16 <= u.r.buf + size);
+            q[0] = 1;
+        }
+        ASSERT_STATUS(carve_check(a), CARVE_OK);
+        uh_destroy(&u);
+    }
+}
+
 static void test_strerror(void **state)
 {
     (void)state;
@@ -1112,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_write_after_free_then_free_again),
         cmocka_unit_test(test_write_after_free_then_free_again_then_drain),
         cmocka_unit_test(test_every_offset_of_a_run),
+        cmocka_unit_test(test_damaged_cache_record_at_attach),
         cmocka_unit_test(test_strerror),
     };
     UH_RUN_GROUP("errors", tests);
