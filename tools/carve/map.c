@@ -465,7 +465,8 @@ void map_help(FILE *out)
             "  --policy NAME      good (default), first or best\n"
             "  --heap-size N      the buffer's size; the picture then shows the whole heap.\n"
             "                     Default: a large buffer, and the picture shows addresses up\n"
-            "                     to the highest byte the replay used\n"
+            "                     to the highest byte the replay used (the same in every\n"
+            "                     run: the buffer is aligned as 'carve replay' aligns it)\n"
             "  --width N          picture width in pixels (default 1000)\n"
             "  --height N         picture height in pixels (default 560)\n"
             "  --columns N        samples in time (default: one per pixel column)\n"
@@ -586,7 +587,8 @@ int map_main(int argc, char **argv)
         return CLI_EXIT_FAILURE;
     }
     size_t size = o.heap_size ? o.heap_size : replay_default_heap_size(&t);
-    unsigned char *buffer = replay_buffer_map(size);
+    replay_warn_alignment("map", &t);
+    unsigned char *buffer = replay_buffer_map(size, replay_buffer_alignment(&t));
     if (buffer == NULL) {
         fprintf(stderr, "carve map: cannot map %zu bytes: %s\n", size, strerror(errno));
         trace_free(&t);

@@ -3,8 +3,10 @@
  * (and, with --compare, on every policy and every peer malloc).
  *
  * Space figures are deterministic (they depend on the trace, the policy and
- * the heap size only), so tests may assert them; times are medians of a few
- * runs after a warm-up run and depend on the machine.
+ * the heap size only: the buffer is placed at an address aligned to the
+ * trace's largest alignment, up to REPLAY_BUFFER_ALIGN_MAX, see replay.h),
+ * so tests may assert them; times are medians of a few runs after a warm-up
+ * run and depend on the machine.
  */
 #define _GNU_SOURCE /* MAP_NORESERVE */
 
@@ -64,11 +66,68 @@ size_t replay_default_heap_size(const trace *t)
     return ((size_t)want + 65535u) & ~(size_t)65535u;
 }
 
-unsigned char *replay_buffer_map(size_t size)
+static size_t page_size(void)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    long page = sysconf(_SC_PAGESIZE);
+    return page > 0 ? (size_t)page : 4096u;
+}
+
+/* The trace's largest alignment in bytes (the reader keeps it below 2^62). */
+static uint64_t largest_alignment(const trace *t)
+{
+    return (uint64_t)1 << t->align_log2_max;
+}
+
+size_t replay_buffer_alignment(const trace *t)
+{
+    size_t page = page_size();
+    uint64_t want = largest_alignment(t);
+    if (want > REPLAY_BUFFER_ALIGN_MAX)
+        want = REPLAY_BUFFER_ALIGN_MAX;
+    return want > page ? (size_t)want : page;
+}
+
+void replay_warn_alignment(const char *cmd, const trace *t)
+{
+    if (largest_alignment(t) <= REPLAY_BUFFER_ALIGN_MAX)
+        return;
+    char a[32], b[32];
+    fprintf(stderr,
+            "carve %s: warning: %s asks for an alignment of %s, above the %s the replay "
+            "buffer is aligned to: where those blocks land, and so the space figures, may vary "
+            "from run to run\n",
+            cmd, t->path, cli_format_bytes(a, sizeof a, largest_alignment(t)),
+            cli_format_bytes(b, sizeof b, REPLAY_BUFFER_ALIGN_MAX));
+}
+
+/* Reserves size + alignment - page bytes, then gives back the head below
+ * the first aligned address and the tail past the buffer, so that the
+ * mapping left is exactly [aligned, aligned + size) and replay_buffer_unmap
+ * needs no other address. */
+unsigned char *replay_buffer_map(size_t size, size_t alignment)
+{
+    size_t page = page_size();
+    size_t slack = alignment > page ? alignment - page : 0u;
+    size_t length = (size + page - 1u) & ~(page - 1u);
+    if (length < size || length + slack < length) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = mmap(NULL, length + slack, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    unsigned char *start = p;
+    if (slack == 0)
+        return start;
+    uintptr_t at = (uintptr_t)start;
+    size_t head = (size_t)((alignment - (at & (alignment - 1u))) & (alignment - 1u));
+    unsigned char *aligned = start + head;
+    if (head > 0)
+        munmap(start, head);
+    if (slack > head)
+        munmap(aligned + length, slack - head);
+    return aligned;
 }
 
 void replay_buffer_unmap(unsigned char *p, size_t size)
@@ -218,7 +277,8 @@ int replay_find_min(const trace *t, carve_policy policy, size_t start, replay_mi
     memset(m, 0, sizeof *m);
     size_t hi = start ? start : replay_default_heap_size(t);
     size_t cap = hi;
-    unsigned char *buffer = replay_buffer_map(cap);
+    size_t alignment = replay_buffer_alignment(t);
+    unsigned char *buffer = replay_buffer_map(cap, alignment);
     if (buffer == NULL) {
         snprintf(why, whylen, "cannot map %zu bytes: %s", cap, strerror(errno));
         return -1;
@@ -234,7 +294,7 @@ int replay_find_min(const trace *t, carve_policy policy, size_t start, replay_mi
         replay_buffer_unmap(buffer, cap);
         hi *= 2u;
         cap = hi;
-        buffer = replay_buffer_map(cap);
+        buffer = replay_buffer_map(cap, alignment);
         if (buffer == NULL) {
             snprintf(why, whylen, "cannot map %zu bytes: %s", cap, strerror(errno));
             return -1;
@@ -364,7 +424,7 @@ static int peer_child(int argc, char **argv)
         return 1;
     }
     size_t size = on_carve ? replay_default_heap_size(&t) : 0u;
-    unsigned char *buffer = on_carve ? replay_buffer_map(size) : NULL;
+    unsigned char *buffer = on_carve ? replay_buffer_map(size, replay_buffer_alignment(&t)) : NULL;
     double ns = -1.0;
     if (on_carve && buffer == NULL)
         snprintf(why, sizeof why, "cannot map %zu bytes", size);
@@ -433,6 +493,7 @@ static void describe_trace(const trace *t)
         printf("  aligned requests: up to %s (%llu B) live counting each one's alignment slack "
                "(size + alignment + 32 B); the default buffer and --find-min allow for it\n",
                cli_format_bytes(a, sizeof a, t->need), (unsigned long long)t->need);
+    replay_warn_alignment("replay", t);
     if (t->op_count == 0)
         fprintf(stderr,
                 "carve replay: warning: %s holds no operations, only its header: there is "
@@ -492,7 +553,7 @@ static void unsampled_peaks(const trace *t, unsigned char *buffer, size_t size, 
 static int replay_one(const replay_options *opt, const trace *t)
 {
     size_t size = opt->heap_size ? opt->heap_size : replay_default_heap_size(t);
-    unsigned char *buffer = replay_buffer_map(size);
+    unsigned char *buffer = replay_buffer_map(size, replay_buffer_alignment(t));
     if (buffer == NULL) {
         fprintf(stderr, "carve replay: cannot map %zu bytes: %s\n", size, strerror(errno));
         return CLI_EXIT_FAILURE;
@@ -791,6 +852,7 @@ static int replay_compare(const replay_options *opt, trace *traces)
 
 void replay_help(FILE *out)
 {
+    char cap[32];
     fprintf(out,
             "Usage: carve replay TRACE [OPTIONS]\n"
             "       carve replay --compare TRACE... [OPTIONS]\n"
@@ -802,6 +864,9 @@ void replay_help(FILE *out)
             "can go below), peak footprint (the highest byte a live block reached, from the\n"
             "buffer's start: the buffer the replay needed) over peak live and floor,\n"
             "fragmentation at evenly spaced points, failed allocations and compactions.\n"
+            "The buffer's address is a multiple of the trace's largest alignment (up to\n"
+            "%s; a warning above that), so the space figures depend on the trace, the\n"
+            "policy and the heap size only.\n"
             "\n"
             "Every block gets a pattern (a word in every 64 bytes and its last bytes), checked\n"
             "on free, on realloc and at the end; carve_check runs at every sample point.\n"
@@ -836,7 +901,8 @@ void replay_help(FILE *out)
             "A progress bar shows on stderr when it is a terminal and a replay takes long.\n"
             "Exit status: 0 success; 1 a bad trace, a failed allocation, a damaged pattern\n"
             "or a library error; 2 a bad command line.\n",
-            DEFAULT_RUNS, DEFAULT_SAMPLES);
+            cli_format_bytes(cap, sizeof cap, REPLAY_BUFFER_ALIGN_MAX), DEFAULT_RUNS,
+            DEFAULT_SAMPLES);
 }
 
 static int parse_count(const char *opt_name, const char *value, size_t lo, size_t hi, size_t *out)

@@ -27,7 +27,28 @@ typedef struct replay_carve_extras {
  * each aligned request counted with its alignment slack) + 16 MiB, reserved
  * (MAP_NORESERVE): only the pages the heap touches cost memory. */
 size_t replay_default_heap_size(const trace *t);
-unsigned char *replay_buffer_map(size_t size); /* NULL with errno */
+
+/* Where an aligned block lands in the heap, and so every space figure,
+ * depends on the buffer's address modulo the block's alignment: a buffer
+ * at an address that is a multiple of the trace's largest alignment makes
+ * the figures depend on the trace, the policy and the size only, not on
+ * where the kernel (ASLR) put the mapping.  That alignment is capped at
+ * REPLAY_BUFFER_ALIGN_MAX (reserving it costs address space, not memory);
+ * a trace asking for more is replayed on a buffer aligned to the cap, and
+ * replay_warn_alignment says its figures may vary from run to run. */
+#define REPLAY_BUFFER_ALIGN_MAX ((size_t)1 << (sizeof(void *) >= 8u ? 30u : 24u))
+
+/* The alignment replay_buffer_map should give a buffer for t: the larger
+ * of the page size and t's largest alignment, at most the cap. */
+size_t replay_buffer_alignment(const trace *t);
+
+/* A warning on stderr ("carve CMD: warning: ...") when t asks for an
+ * alignment above REPLAY_BUFFER_ALIGN_MAX; nothing otherwise. */
+void replay_warn_alignment(const char *cmd, const trace *t);
+
+/* size bytes at an address that is a multiple of alignment (a power of
+ * two; at most the page size means any page).  NULL with errno. */
+unsigned char *replay_buffer_map(size_t size, size_t alignment);
 void replay_buffer_unmap(unsigned char *p, size_t size);
 
 /* Replays t on a fresh heap (policy, no flags) made from buffer[0, size).

@@ -392,6 +392,8 @@ static int line_aligned(parser *p, const char *c)
         log2++;
     if (new_block(p, id, &slot) != 0)
         return -1;
+    if (log2 > p->t->align_log2_max)
+        p->t->align_log2_max = log2;
     account(p, slot, size, log2);
     return push_op(p, TRACE_ALIGNED, slot, size, log2);
 }

@@ -40,12 +40,13 @@ typedef struct trace {
     size_t threads;    /* distinct thread numbers seen (1 when no `t` line) */
     size_t thread_switches;
     size_t lines_read;
-    uint64_t peak_live;  /* the most requested bytes live at once */
-    uint64_t floor;      /* the most bytes live at once, each request rounded up to 16 */
-    uint64_t need;       /* the floor with each block counted as trace_need() (>= floor) */
-    size_t end_live;     /* blocks still live at the end (never freed) */
-    int compressed;      /* 1 when the file was gzip-compressed */
-    uint64_t file_bytes; /* bytes read from the file (compressed size for gzip) */
+    uint64_t peak_live;      /* the most requested bytes live at once */
+    uint64_t floor;          /* the most bytes live at once, each request rounded up to 16 */
+    uint64_t need;           /* the floor with each block counted as trace_need() (>= floor) */
+    size_t end_live;         /* blocks still live at the end (never freed) */
+    unsigned align_log2_max; /* log2 of the largest alignment an `m` line asks (0: none) */
+    int compressed;          /* 1 when the file was gzip-compressed */
+    uint64_t file_bytes;     /* bytes read from the file (compressed size for gzip) */
 } trace;
 
 enum { TRACE_ERROR_LEN = 512 };
