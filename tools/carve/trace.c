@@ -23,7 +23,7 @@ typedef FILE *gzFile;
 #define Z_OK                0
 #define gzopen(path, mode)  fopen(path, mode)
 #define gzbuffer(f, size)   ((void)(f), (void)(size))
-#define gzgets(f, buf, len) fgets(buf, len, f)
+#define gzread(f, buf, len) ((int)fread(buf, 1, len, f))
 #define gzclose(f)          fclose(f)
 #endif
 
@@ -483,9 +483,7 @@ static int check_header(parser *p, const char *line)
 
 static int parse_line(parser *p, char *line)
 {
-    size_t len = strlen(line);
-    if (len > 0 && line[len - 1] == '\n')
-        line[--len] = '\0';
+    size_t len = strlen(line); /* the reader took the newline off */
     /* Lines end in LF alone (the recorder never writes a CR); a CR is the
      * sign of a file converted to DOS line endings, which is named rather
      * than reported as a bad field. */
@@ -570,26 +568,121 @@ static int stream_error(parser *p, gzFile gz)
 #endif
 }
 
+/* ------------------------------------------------------------------------ */
+/* Lines out of the stream                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The file is read in chunks and cut into lines here, rather than with
+ * gzgets: gzgets stops at a newline only, so a NUL byte would end the
+ * line as strlen sees it and hide the rest (a NUL followed by more than a
+ * line's length would even make the rest a line of its own); here a line
+ * is whatever lies between two newlines, whatever bytes it holds. */
+enum {
+    READ_CHUNK = 1 << 17,
+    /* a chunk, a line's leftover from the chunk before, and its NUL */
+    READ_BUFFER = READ_CHUNK + LINE_MAX_LEN + 2,
+};
+
+typedef struct line_reader {
+    gzFile gz;
+    char *buf; /* READ_BUFFER bytes; [start, end) not yet handed out */
+    size_t start, end;
+    bool eof;
+} line_reader;
+
+typedef enum line_status {
+    LINE_OK,        /* a line, NUL-terminated in place of its newline */
+    LINE_END,       /* no more lines */
+    LINE_TOO_LONG,  /* a line longer than LINE_MAX_LEN: its first bytes */
+    LINE_READ_FAIL, /* reading the stream failed */
+} line_status;
+
+/* Moves the bytes not handed out to the front, then reads a chunk behind
+ * them (one byte is always left for the NUL of a last line). */
+static line_status refill(line_reader *r)
+{
+    size_t left = r->end - r->start;
+    memmove(r->buf, r->buf + r->start, left);
+    r->start = 0;
+    r->end = left;
+    int got = gzread(r->gz, r->buf + r->end, (unsigned)(READ_BUFFER - 1u - r->end));
+    if (got < 0)
+        return LINE_READ_FAIL;
+    if (got == 0)
+        r->eof = true;
+    r->end += (size_t)got;
+    return LINE_OK;
+}
+
+/* The next line in *line (*len bytes, without its newline; *newline false
+ * for a last line that has none). */
+static line_status next_line(line_reader *r, char **line, size_t *len, bool *newline)
+{
+    for (;;) {
+        char *s = r->buf + r->start;
+        size_t avail = r->end - r->start;
+        char *nl = memchr(s, '\n', avail);
+        size_t n = nl != NULL ? (size_t)(nl - s) : avail;
+        *line = s;
+        if (n > LINE_MAX_LEN) {
+            *len = LINE_MAX_LEN + 1u;
+            return LINE_TOO_LONG;
+        }
+        if (nl != NULL || (r->eof && avail > 0)) {
+            s[n] = '\0';
+            *len = n;
+            *newline = nl != NULL;
+            r->start += nl != NULL ? n + 1u : n;
+            return LINE_OK;
+        }
+        if (r->eof)
+            return LINE_END;
+        if (refill(r) != LINE_OK)
+            return LINE_READ_FAIL;
+    }
+}
+
+/* A line holding a NUL byte is refused: it is not text, and nothing after
+ * the NUL would be seen by the parser. */
+static int check_no_nul(parser *p, const char *line, size_t len)
+{
+    const char *nul = memchr(line, '\0', len);
+    if (nul != NULL)
+        return fail(p,
+                    "NUL byte at byte %zu of the line: a trace is text (a binary or "
+                    "damaged file?)",
+                    (size_t)(nul - line) + 1u);
+    return 0;
+}
+
+/* One line read: checked for NUL bytes, then parsed. */
+static int take_line(parser *p, gzFile gz, line_status status, char *line, size_t len, bool newline)
+{
+    if (check_no_nul(p, line, len) != 0)
+        return -1;
+    if (status == LINE_TOO_LONG)
+        return fail(p, "line longer than %d bytes", LINE_MAX_LEN);
+    if (!newline && stream_error(p, gz) != 0)
+        return -1; /* a last line cut short by a damaged stream: say why */
+    return parse_line(p, line);
+}
+
 static int read_lines(parser *p, gzFile gz)
 {
-    char *buf = malloc(LINE_MAX_LEN + 2u);
-    if (buf == NULL)
+    line_reader r = {gz, malloc(READ_BUFFER), 0, 0, false};
+    if (r.buf == NULL)
         return fail(p, "out of memory");
     int rc = 0;
+    line_status status = LINE_OK;
     for (;;) {
-        if (gzgets(gz, buf, LINE_MAX_LEN + 2) == NULL)
-            break;
+        char *line = NULL;
+        size_t len = 0;
+        bool newline = true;
+        status = next_line(&r, &line, &len, &newline);
+        if (status == LINE_END || status == LINE_READ_FAIL)
+            break; /* a read error is reported below, on the line it stopped */
         p->line++;
-        size_t len = strlen(buf);
-        if (len > LINE_MAX_LEN && buf[len - 1] != '\n') {
-            rc = fail(p, "line longer than %d bytes", LINE_MAX_LEN);
-            break;
-        }
-        if (len > 0 && buf[len - 1] != '\n' && stream_error(p, gz) != 0) {
-            rc = -1; /* a last line cut short by a damaged stream: say why */
-            break;
-        }
-        if (parse_line(p, buf) != 0) {
+        if (take_line(p, gz, status, line, len, newline) != 0) {
             rc = -1;
             break;
         }
@@ -597,13 +690,15 @@ static int read_lines(parser *p, gzFile gz)
     if (rc == 0) {
         p->line++;
         rc = stream_error(p, gz);
+        if (rc == 0 && status == LINE_READ_FAIL)
+            rc = fail(p, "cannot read on: %s", strerror(errno));
         p->line--;
         if (rc == 0 && p->line == 0) {
             p->line = 1;
             rc = fail(p, "empty file: missing header '# carve-trace 1'");
         }
     }
-    free(buf);
+    free(r.buf);
     return rc;
 }
 
