@@ -476,7 +476,7 @@ static void describe_trace(const trace *t)
 {
     char a[32], b[32], c[32];
     printf("trace %s (%s, %s)\n", t->path, t->compressed ? "gzip" : "plain",
-           cli_format_bytes(a, sizeof a, t->file_bytes));
+           t->from_stream ? "a stream" : cli_format_bytes(a, sizeof a, t->file_bytes));
     printf("  %zu operations: %zu malloc, %zu calloc, %zu aligned, %zu realloc, %zu free\n",
            t->op_count, t->counts[TRACE_MALLOC], t->counts[TRACE_CALLOC], t->counts[TRACE_ALIGNED],
            t->counts[TRACE_REALLOC], t->counts[TRACE_FREE]);
@@ -857,9 +857,10 @@ void replay_help(FILE *out)
             "Usage: carve replay TRACE [OPTIONS]\n"
             "       carve replay --compare TRACE... [OPTIONS]\n"
             "\n"
-            "Replays an allocation trace (see 'carve record'; plain or gzip-compressed) on a\n"
-            "carve heap in an mmap'd buffer and reports what it cost: operations and ns per\n"
-            "operation, peak live bytes, the aligned floor (the peak of the live requests\n"
+            "Replays an allocation trace (see 'carve record'; plain or gzip-compressed, a\n"
+            "file or, but for --compare, a pipe such as /dev/stdin) on a carve heap in an\n"
+            "mmap'd buffer and reports what it cost: operations and ns per operation,\n"
+            "peak live bytes, the aligned floor (the peak of the live requests\n"
             "each rounded up to 16 bytes, which no allocator returning 16-byte aligned blocks\n"
             "can go below), peak footprint (the highest byte a live block reached, from the\n"
             "buffer's start: the buffer the replay needed) over peak live and floor,\n"
@@ -990,6 +991,19 @@ static int parse_replay_options(int argc, char **argv, replay_options *opt)
     return CLI_EXIT_OK;
 }
 
+/* --compare times each allocator in a child process that reads the trace
+ * again by its name: a pipe has nothing left for it by then. */
+static int refuse_streams_for_compare(const trace *traces, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (traces[i].from_stream)
+            return cli_usage_error("replay",
+                                   "--compare: %s is a pipe or a device; its child processes "
+                                   "read each trace again, so give a file",
+                                   traces[i].path);
+    return CLI_EXIT_OK;
+}
+
 int replay_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--peer-child") == 0)
@@ -1013,6 +1027,8 @@ int replay_main(int argc, char **argv)
             break;
         }
     }
+    if (status == CLI_EXIT_OK && opt.compare)
+        status = refuse_streams_for_compare(traces, loaded);
     if (status == CLI_EXIT_OK && opt.compare) {
         status = replay_compare(&opt, traces);
     } else if (status == CLI_EXIT_OK) {

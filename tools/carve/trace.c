@@ -8,20 +8,22 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef CARVE_TOOL_HAVE_ZLIB
 #include <zlib.h>
 #else
-/* Without zlib: plain files through stdio, and gzip refused (trace_load). */
+/* Without zlib: plain files through stdio, and gzip refused (read_lines). */
 typedef FILE *gzFile;
 #define Z_OK                0
-#define gzopen(path, mode)  fopen(path, mode)
+#define gzdopen(fd, mode)   fdopen(fd, mode)
 #define gzbuffer(f, size)   ((void)(f), (void)(size))
 #define gzread(f, buf, len) ((int)fread(buf, 1, len, f))
 #define gzclose(f)          fclose(f)
@@ -522,24 +524,6 @@ static int parse_line(parser *p, char *line)
 /* The file                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* 1 when the file starts with the gzip magic bytes, 0 when not, -1 when it
- * cannot be read. */
-static int is_gzip(const char *path, uint64_t *file_bytes)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -1;
-    unsigned char magic[2] = {0, 0};
-    size_t got = fread(magic, 1, 2, f);
-    int rc = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long end = ftell(f);
-        *file_bytes = end > 0 ? (uint64_t)end : 0u;
-    }
-    fclose(f);
-    return rc;
-}
-
 static void parser_release(parser *p)
 {
     free(p->ids.e);
@@ -667,14 +651,38 @@ static int take_line(parser *p, gzFile gz, line_status status, char *line, size_
     return parse_line(p, line);
 }
 
+/* A tool built without zlib reads a gzip stream as the bytes it is: it is
+ * recognised by its magic bytes at the start of the first chunk and
+ * refused ("PATH: reason", as it has no line to blame). */
+static int refuse_gzip_without_zlib(parser *p, const line_reader *r)
+{
+#ifdef CARVE_TOOL_HAVE_ZLIB
+    (void)p;
+    (void)r;
+    return 0;
+#else
+    if (r->end < 2u || (unsigned char)r->buf[0] != 0x1fu || (unsigned char)r->buf[1] != 0x8bu)
+        return 0;
+    snprintf(p->err, p->errlen,
+             "%s: gzip-compressed, but this carve tool was built without zlib (install "
+             "zlib1g-dev and rebuild, or gunzip the trace)",
+             p->path);
+    return -1;
+#endif
+}
+
 static int read_lines(parser *p, gzFile gz)
 {
     line_reader r = {gz, malloc(READ_BUFFER), 0, 0, false};
     if (r.buf == NULL)
         return fail(p, "out of memory");
     int rc = 0;
-    line_status status = LINE_OK;
-    for (;;) {
+    line_status status = refill(&r); /* the first chunk, whose start tells gzip */
+    if (status == LINE_OK && refuse_gzip_without_zlib(p, &r) != 0) {
+        free(r.buf);
+        return -1;
+    }
+    while (status == LINE_OK) {
         char *line = NULL;
         size_t len = 0;
         bool newline = true;
@@ -715,6 +723,41 @@ static bool floor_fits_memory(const trace *t, uint64_t *memory)
     return t->floor <= *memory;
 }
 
+/* Opens the trace once, as a file descriptor handed to zlib, which reads a
+ * stream that is not gzip as it is: the file is read through zlib only,
+ * from its start, so a pipe or /dev/stdin (which cannot be read twice)
+ * works like a file.  NULL with "PATH: reason" in err. */
+static gzFile open_trace(const char *path, trace *t, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(EISDIR));
+        close(fd);
+        return NULL;
+    }
+    /* A pipe's size is known only once read; a stream's is not shown. */
+    t->from_stream = !S_ISREG(st.st_mode);
+    t->file_bytes = S_ISREG(st.st_mode) && st.st_size > 0 ? (uint64_t)st.st_size : 0u;
+    gzFile gz = gzdopen(fd, "rb");
+    if (gz == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "zlib");
+        close(fd);
+        return NULL;
+    }
+    gzbuffer(gz, 1u << 17);
+#ifdef CARVE_TOOL_HAVE_ZLIB
+    t->compressed = !gzdirect(gz); /* looks at the stream's first bytes */
+#endif
+    return gz;
+}
+
 int trace_load(const char *path, trace *t, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
@@ -726,27 +769,9 @@ int trace_load(const char *path, trace *t, char *err, size_t errlen)
     p.errlen = errlen;
     err[0] = '\0';
 
-    int gzip = is_gzip(path, &t->file_bytes);
-    if (gzip < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    gzFile gz = open_trace(path, t, err, errlen);
+    if (gz == NULL)
         return -1;
-    }
-    t->compressed = gzip;
-#ifndef CARVE_TOOL_HAVE_ZLIB
-    if (gzip) {
-        snprintf(err, errlen,
-                 "%s: gzip-compressed, but this carve tool was built without zlib (install "
-                 "zlib1g-dev and rebuild, or gunzip the trace)",
-                 path);
-        return -1;
-    }
-#endif
-    gzFile gz = gzopen(path, "rb");
-    if (gz == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "zlib");
-        return -1;
-    }
-    gzbuffer(gz, 1u << 17);
     t->path = strdup(path);
     int rc = t->path == NULL ? -1 : read_lines(&p, gz);
     gzclose(gz);

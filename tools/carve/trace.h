@@ -46,14 +46,16 @@ typedef struct trace {
     size_t end_live;         /* blocks still live at the end (never freed) */
     unsigned align_log2_max; /* log2 of the largest alignment an `m` line asks (0: none) */
     int compressed;          /* 1 when the file was gzip-compressed */
-    uint64_t file_bytes;     /* bytes read from the file (compressed size for gzip) */
+    int from_stream;         /* 1 when read from a pipe or a device: its size is unknown */
+    uint64_t file_bytes;     /* the file's size (compressed size for gzip); 0 for a stream */
 } trace;
 
 enum { TRACE_ERROR_LEN = 512 };
 
 /* Reads the trace at path, plain or gzip-compressed (told apart by the
- * gzip magic bytes).  Returns 0, or -1 with a message in err of the form
- * "PATH:LINE: reason" (or "PATH: reason" when the file cannot be read).
+ * gzip magic bytes), a file or a stream (a pipe, /dev/stdin: read once).
+ * Returns 0, or -1 with a message in err of the form "PATH:LINE: reason"
+ * (or "PATH: reason" when the file cannot be read).
  * On failure *t holds nothing to free. */
 int trace_load(const char *path, trace *t, char *err, size_t errlen);
 
