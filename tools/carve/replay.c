@@ -480,7 +480,11 @@ static void describe_trace(const trace *t)
     printf("  %zu operations: %zu malloc, %zu calloc, %zu aligned, %zu realloc, %zu free\n",
            t->op_count, t->counts[TRACE_MALLOC], t->counts[TRACE_CALLOC], t->counts[TRACE_ALIGNED],
            t->counts[TRACE_REALLOC], t->counts[TRACE_FREE]);
-    if (t->threads > 1)
+    if (t->threads_over_limit)
+        printf("  more than %d threads (counted up to %d; %zu switches): replayed in one thread, "
+               "in trace order\n",
+               TRACE_MAX_THREADS, TRACE_MAX_THREADS, t->thread_switches);
+    else if (t->threads > 1)
         printf("  %zu threads (%zu switches): replayed in one thread, in trace order\n", t->threads,
                t->thread_switches);
     char r[32];

@@ -31,7 +31,7 @@ typedef FILE *gzFile;
 
 enum {
     LINE_MAX_LEN = 4096,
-    MAX_DISTINCT_THREADS = 65536, /* counted exactly up to this many */
+    MAX_DISTINCT_THREADS = TRACE_MAX_THREADS, /* counted exactly up to this many */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -141,8 +141,7 @@ typedef struct parser {
     size_t slot_cap;
     size_t op_cap;
     uint64_t live, live_aligned, live_need;
-    uint64_t *threads;
-    size_t thread_cap;
+    id_map threads; /* the thread numbers seen (a set: slot unused) */
     uint64_t current_thread;
 } parser;
 
@@ -448,17 +447,21 @@ static int line_thread(parser *p, const char *c)
     return note_thread(p, thread);
 }
 
-/* Counts thread as seen. */
+/* Counts thread as seen: a hash set, as a trace may name tens of
+ * thousands of threads and switch between them on every other line.  Past
+ * MAX_DISTINCT_THREADS new numbers are no longer kept (the set stays
+ * bounded); the trace says its count is a lower bound. */
 static int note_thread(parser *p, uint64_t thread)
 {
-    for (size_t i = 0; i < p->t->threads; i++)
-        if (p->threads[i] == thread)
-            return 0;
-    if (p->t->threads >= MAX_DISTINCT_THREADS)
+    if (id_find(&p->threads, thread) != NULL)
         return 0;
-    if (grow((void **)&p->threads, &p->thread_cap, p->t->threads + 1u, sizeof *p->threads) != 0)
+    if (p->t->threads >= MAX_DISTINCT_THREADS) {
+        p->t->threads_over_limit = 1;
+        return 0;
+    }
+    if (id_insert(&p->threads, thread, 0) != 0)
         return fail(p, "out of memory");
-    p->threads[p->t->threads++] = thread;
+    p->t->threads++;
     return 0;
 }
 
@@ -531,7 +534,7 @@ static void parser_release(parser *p)
     free(p->slot_size);
     free(p->slot_aligned);
     free(p->slot_need);
-    free(p->threads);
+    free(p->threads.e);
 }
 
 /* -1 (reported at the current line) when reading the file failed. */

@@ -35,9 +35,10 @@ typedef struct trace {
     trace_op *ops;
     uint32_t *lines; /* lines[i]: the line of ops[i] in the file */
     size_t op_count;
-    size_t slot_count; /* the most blocks live at once */
-    size_t counts[5];  /* operations of each trace_op_kind */
-    size_t threads;    /* distinct thread numbers seen (1 when no `t` line) */
+    size_t slot_count;      /* the most blocks live at once */
+    size_t counts[5];       /* operations of each trace_op_kind */
+    size_t threads;         /* distinct thread numbers seen (1 when no `t` line) */
+    int threads_over_limit; /* 1: more than TRACE_MAX_THREADS, counted up to it */
     size_t thread_switches;
     size_t lines_read;
     uint64_t peak_live;      /* the most requested bytes live at once */
@@ -50,7 +51,10 @@ typedef struct trace {
     uint64_t file_bytes;     /* the file's size (compressed size for gzip); 0 for a stream */
 } trace;
 
-enum { TRACE_ERROR_LEN = 512 };
+enum {
+    TRACE_ERROR_LEN = 512,
+    TRACE_MAX_THREADS = 65536, /* distinct thread numbers counted exactly */
+};
 
 /* Reads the trace at path, plain or gzip-compressed (told apart by the
  * gzip magic bytes), a file or a stream (a pipe, /dev/stdin: read once).
