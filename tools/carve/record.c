@@ -11,6 +11,7 @@
 #include "peers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -199,7 +200,9 @@ void record_help(FILE *out)
                  "\n"
                  "Options:\n"
                  "  -o, --output TRACE  where to write the trace (default carve.trace); a name\n"
-                 "                      ending in .gz is gzip-compressed\n"
+                 "                      ending in .gz is gzip-compressed. A directory, a path\n"
+                 "                      that exists and is not a regular file, or one that\n"
+                 "                      cannot be created is a bad command line\n"
                  "  -h, --help          show this help\n"
                  "\n"
                  "Only COMMAND's own process is recorded: a command that replaces itself\n"
@@ -232,9 +235,41 @@ static int refuse_percent(const char *output)
         output, shim);
 }
 
-int record_main(int argc, char **argv)
+/* The trace is a file the shim creates when the command starts and this
+ * command checks when it ends: a directory, a device or a path whose
+ * directory is missing or not writable would only show then, as a trace
+ * that was never written, blamed on the command.  So -o must name a
+ * regular file or none, in a directory where one can be created; it is
+ * tried here, and what this check created is removed again. */
+static int refuse_unwritable_output(const char *output)
 {
-    const char *output = "carve.trace";
+    struct stat st;
+    bool existed = stat(output, &st) == 0;
+    if (existed && S_ISDIR(st.st_mode))
+        return cli_usage_error("record",
+                               "-o '%s' is a directory; the trace is a file: give its name "
+                               "(e.g. -o '%s/carve.trace')",
+                               output, output);
+    if (existed && !S_ISREG(st.st_mode))
+        return cli_usage_error("record",
+                               "-o '%s' is not a regular file: carve record writes the "
+                               "trace there, reads it back and removes it if it records "
+                               "nothing; give a file name",
+                               output);
+    int fd = open(output, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return cli_usage_error("record", "-o '%s': cannot create the trace there: %s", output,
+                               strerror(errno));
+    close(fd);
+    if (!existed)
+        unlink(output);
+    return CLI_EXIT_OK;
+}
+
+/* The options before the command: -o in *output, the command's index in
+ * *command.  CLI_EXIT_OK, a usage error's status, or -1 after --help. */
+static int parse_record_options(int argc, char **argv, const char **output, int *command)
+{
     int i = 1;
     while (i < argc) {
         const char *arg = argv[i];
@@ -245,7 +280,7 @@ int record_main(int argc, char **argv)
         }
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             record_help(stdout);
-            return CLI_EXIT_OK;
+            return -1;
         }
         if (cli_option_value(argc, argv, &i, "--output", &value) ||
             cli_option_value(argc, argv, &i, "-o", &value)) {
@@ -253,7 +288,7 @@ int record_main(int argc, char **argv)
                 return cli_usage_error("record", "-o needs a file name");
             if (strchr(value, '%') != NULL)
                 return refuse_percent(value);
-            output = value;
+            *output = value;
         } else if (arg[0] == '-') {
             return cli_usage_error("record", "unknown option '%s'", arg);
         } else {
@@ -262,6 +297,17 @@ int record_main(int argc, char **argv)
     }
     if (i >= argc)
         return cli_usage_error("record", "which command? (carve record -- COMMAND ARGS)");
+    *command = i;
+    return refuse_unwritable_output(*output);
+}
+
+int record_main(int argc, char **argv)
+{
+    const char *output = "carve.trace";
+    int i = 1;
+    int usage = parse_record_options(argc, argv, &output, &i);
+    if (usage != CLI_EXIT_OK)
+        return usage < 0 ? CLI_EXIT_OK : usage;
 
     char shim[PATH_MAX], tried[4 * PATH_MAX];
     if (!find_shim(shim, sizeof shim, tried, sizeof tried)) {
