@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -102,6 +103,19 @@ void shim_write_all(int fd, const char *s, size_t n)
     }
 }
 
+int shim_cancel_off(void)
+{
+    int old = PTHREAD_CANCEL_ENABLE;
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+void shim_cancel_restore(int old_state)
+{
+    int ignored;
+    (void)pthread_setcancelstate(old_state, &ignored);
+}
+
 size_t shim_utoa(char *buf, uint64_t v)
 {
     char tmp[24];
@@ -155,8 +169,11 @@ static void msg_ptr(msg *m, const void *p)
     }
 }
 
+/* Every message is followed by abort(): cancellation stays off, so that a
+ * cancel pending at the write cannot turn the abort into a thread exit. */
 static void msg_emit(msg *m)
 {
+    (void)shim_cancel_off();
     shim_write_all(STDERR_FILENO, m->buf, m->n);
 }
 
@@ -312,9 +329,14 @@ static carve_heap *heap_slow(void)
     }
     int expected = HEAP_NONE;
     if (atomic_compare_exchange_strong(&g_state, &expected, HEAP_INITIALISING)) {
+        /* The trace's open, read and write are cancellation points: a
+         * thread cancelled there would leave the state INITIALISING and
+         * every other thread waiting for it. */
+        int cancel = shim_cancel_off();
         t_initialising = 1;
         heap_init();
         t_initialising = 0;
+        shim_cancel_restore(cancel);
         atomic_store_explicit(&g_state, HEAP_READY, memory_order_release);
         return g_heap;
     }

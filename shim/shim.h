@@ -5,7 +5,10 @@
  * Rules for everything reachable from a malloc-family call: no stdio, no
  * dlsym, no getenv, nothing that may allocate; only system calls (write,
  * open, mmap, madvise), atomics and pthread mutexes with static
- * initialisers.
+ * initialisers.  No cancellation point either (glibc's malloc family has
+ * none): a system call that is one (write, open, read, close) runs with
+ * cancellation disabled (shim_cancel_off), or a thread cancelled there
+ * would unwind out of malloc holding a lock.
  */
 #ifndef CARVE_SHIM_H
 #define CARVE_SHIM_H
@@ -40,6 +43,12 @@ SHIM_NORETURN void shim_die(const char *what, const void *ptr);
 char *shim_env(const char *name);
 /* Decimal digits of v at buf (at least 21 bytes); returns their count. */
 size_t shim_utoa(char *buf, uint64_t v);
+
+/* Disables the calling thread's cancellation and returns the state to give
+ * back to shim_cancel_restore: a deferred cancel then stays pending until a
+ * cancellation point of the program's own. */
+int shim_cancel_off(void);
+void shim_cancel_restore(int old_state);
 
 /* ---- the trace (trace.c) ----------------------------------------------------- */
 

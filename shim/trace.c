@@ -5,7 +5,9 @@
  * Cost: one uncontended mutex and a few dozen bytes of formatting per call;
  * lines collect in a static 256 KiB buffer written with write(2) when full,
  * at exit and before fork.  No allocation anywhere (this runs inside
- * malloc).
+ * malloc), and no cancellation point with cancellation enabled: write and
+ * close run under the trace lock, and a thread cancelled there would unwind
+ * out of malloc with the lock held (every later call would wait for ever).
  *
  * Block ids are (pointer - base) / 16: carve's pointers are 16-aligned and
  * distinct among live blocks, and an address comes back only after its
@@ -87,6 +89,7 @@ static void put_num(uint64_t v)
 static void stop_tracing(const char *why)
 {
     static const char head[] = "carve-malloc: trace: ";
+    int cancel = shim_cancel_off();
     shim_write_all(STDERR_FILENO, head, sizeof head - 1);
     shim_write_all(STDERR_FILENO, why, strlen(why));
     shim_write_all(STDERR_FILENO, "; recording stopped\n", 20);
@@ -95,6 +98,7 @@ static void stop_tracing(const char *why)
         close(g_fd);
         g_fd = -1;
     }
+    shim_cancel_restore(cancel);
 }
 
 static void flush_locked(void)
@@ -102,18 +106,23 @@ static void flush_locked(void)
     const char *s = g_buf;
     size_t n = g_len;
     g_len = 0;
-    while (n > 0 && g_fd >= 0) {
+    if (n == 0 || g_fd < 0) {
+        return;
+    }
+    int cancel = shim_cancel_off();
+    while (n > 0) {
         ssize_t w = write(g_fd, s, n);
         if (w < 0 && errno == EINTR) {
             continue;
         }
         if (w <= 0) {
             stop_tracing("cannot write the trace file");
-            return;
+            break;
         }
         s += w;
         n -= (size_t)w;
     }
+    shim_cancel_restore(cancel);
 }
 
 /* ---- lines ------------------------------------------------------------------------ */
@@ -418,7 +427,11 @@ static void at_fork_child(void)
         g_fork_locked = 0;
         pthread_mutex_init(&g_lock, NULL);
         atomic_store(&shim_tracing, 0);
-        close(g_fd);
+        if (g_fd >= 0) {
+            int cancel = shim_cancel_off();
+            close(g_fd);
+            shim_cancel_restore(cancel);
+        }
         g_fd = -1;
         g_len = 0;
     }
