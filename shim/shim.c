@@ -43,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
@@ -57,6 +59,10 @@
 #define MIN_FALLBACK_HEAP_SIZE ((size_t)256 << 20)
 #define DEFAULT_TRIM_THRESHOLD ((size_t)16 << 20)
 #define TRIM_MIN_BLOCK         ((size_t)256 << 10)
+/* Where the shim's own descriptors go (shim_dup_high): far above the 3, 4,
+ * 5 ... that programs dup2 onto or reopen after closing a range, and below
+ * the usual soft RLIMIT_NOFILE of 1024. */
+#define SHIM_HIGH_FD 512
 
 /* ---- the heap ------------------------------------------------------------------ */
 
@@ -76,8 +82,11 @@ static _Atomic uint64_t g_trims, g_trimmed_bytes;
 static int g_print_stats;
 /* Where the exit line goes: a copy of stderr taken at start-up, since
  * programs such as coreutils' close their stderr before the destructors
- * run (close-on-exec: a program this one runs does not inherit it). */
+ * run (close-on-exec: a program this one runs does not inherit it).  It
+ * sits at a high number and is used only while it still names the file it
+ * was copied from; otherwise the line goes to fd 2 (print_stats). */
 static int g_stats_fd = STDERR_FILENO;
+static shim_file_id g_stats_id;
 
 /* The bootstrap area: allocations made while the heap is being made, by the
  * thread making it.  Each has a 16-byte header holding its size.  Never
@@ -114,6 +123,43 @@ void shim_cancel_restore(int old_state)
 {
     int ignored;
     (void)pthread_setcancelstate(old_state, &ignored);
+}
+
+int shim_dup_high(int fd)
+{
+    int min = SHIM_HIGH_FD;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur <= (rlim_t)min) {
+        min = (int)(rl.rlim_cur / 2u);
+    }
+    /* F_DUPFD takes the lowest free number from min up: when [min, limit)
+     * is full, try half as high, down to 3 (the identity check still guards
+     * a low copy). */
+    for (;;) {
+        int copy = fcntl(fd, F_DUPFD_CLOEXEC, min > 3 ? min : 3);
+        if (copy >= 0 || min <= 3) {
+            return copy;
+        }
+        min /= 2;
+    }
+}
+
+bool shim_file_id_of(int fd, shim_file_id *out)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        return false;
+    }
+    out->dev = st.st_dev;
+    out->ino = st.st_ino;
+    return true;
+}
+
+bool shim_same_file(int fd, const shim_file_id *id)
+{
+    shim_file_id now;
+    return shim_file_id_of(fd, &now) && now.dev == id->dev && now.ino == id->ino;
 }
 
 size_t shim_utoa(char *buf, uint64_t v)
@@ -313,8 +359,12 @@ static void heap_init(void)
     const char *stats = shim_env("CARVE_STATS");
     g_print_stats = stats != NULL && *stats != '\0' && strcmp(stats, "0") != 0;
     if (g_print_stats) {
-        int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-        g_stats_fd = fd >= 0 ? fd : STDERR_FILENO;
+        int fd = shim_dup_high(STDERR_FILENO);
+        if (fd >= 0 && shim_file_id_of(fd, &g_stats_id)) {
+            g_stats_fd = fd;
+        } else if (fd >= 0) {
+            close(fd);
+        }
     }
 
     g_region_lo = (uintptr_t)m;
@@ -736,8 +786,14 @@ static void print_stats(void)
                      (unsigned long long)s.frees, (unsigned long long)s.failed_allocs,
                      (unsigned long long)atomic_load(&g_trimmed_bytes),
                      (unsigned long long)atomic_load(&g_trims));
+    /* The copy of stderr is used only while it is still the shim's: a
+     * program may have closed it, or put a file of its own at its number. */
+    int fd = g_stats_fd;
+    if (fd != STDERR_FILENO && !shim_same_file(fd, &g_stats_id)) {
+        fd = STDERR_FILENO;
+    }
     if (n > 0) {
-        shim_write_all(g_stats_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1u);
+        shim_write_all(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1u);
     }
 }
 

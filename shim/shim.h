@@ -4,7 +4,7 @@
  *
  * Rules for everything reachable from a malloc-family call: no stdio, no
  * dlsym, no getenv, nothing that may allocate; only system calls (write,
- * open, mmap, madvise), atomics and pthread mutexes with static
+ * open, fstat, mmap, madvise), atomics and pthread mutexes with static
  * initialisers.  No cancellation point either (glibc's malloc family has
  * none): a system call that is one (write, open, read, close) runs with
  * cancellation disabled (shim_cancel_off), or a thread cancelled there
@@ -14,8 +14,10 @@
 #define CARVE_SHIM_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SHIM_LIKELY(x)   __builtin_expect(!!(x), 1)
@@ -49,6 +51,25 @@ size_t shim_utoa(char *buf, uint64_t v);
  * cancellation point of the program's own. */
 int shim_cancel_off(void);
 void shim_cancel_restore(int old_state);
+
+/* ---- descriptors of the shim's own (shim.c) ---------------------------------- */
+
+/* The shim's files (the trace, the copy of stderr) must not be mistaken for
+ * the program's: they live at a high number, where programs that dup2 onto
+ * 3, or close 3..N and open files, do not reach, and each write first checks
+ * that the descriptor still names the file it was opened on. */
+typedef struct shim_file_id {
+    dev_t dev;
+    ino_t ino;
+} shim_file_id;
+
+/* A close-on-exec copy of fd at a high number (SHIM_HIGH_FD, or lower when
+ * RLIMIT_NOFILE is lower), or -1.  fd stays open. */
+int shim_dup_high(int fd);
+/* The identity of the file fd is open on; false when fstat fails. */
+bool shim_file_id_of(int fd, shim_file_id *out);
+/* Whether fd is still open on the file id names. */
+bool shim_same_file(int fd, const shim_file_id *id);
 
 /* ---- the trace (trace.c) ----------------------------------------------------- */
 

@@ -9,6 +9,15 @@
  * close run under the trace lock, and a thread cancelled there would unwind
  * out of malloc with the lock held (every later call would wait for ever).
  *
+ * The descriptor: the program owns the low numbers, and may dup2 a file of
+ * its own onto any of them, or close a range and open files that take
+ * them.  The trace's descriptor is moved high (shim_dup_high), and before
+ * each write flush_locked checks that it still names the file opened; when
+ * it does not, recording stops (one line on stderr) without writing to or
+ * closing what is now the program's descriptor; the buffered lines and a
+ * last comment line "# recording stopped: ..." go into the trace by its
+ * path, so that `carve record` and readers know the trace is incomplete.
+ *
  * Block ids are (pointer - base) / 16: carve's pointers are 16-aligned and
  * distinct among live blocks, and an address comes back only after its
  * block was freed, which is what the format asks of ids.  The order of the
@@ -52,6 +61,7 @@ _Atomic int shim_tracing;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_fd = -1;
+static shim_file_id g_file; /* what g_fd was opened on */
 static char g_buf[TRACE_BUF_SIZE];
 static size_t g_len;
 static uintptr_t g_base;
@@ -60,8 +70,9 @@ static unsigned g_threads;  /* numbers handed out */
 static unsigned g_current;  /* the thread of the previous line */
 static int g_fork_locked;
 static char g_path[PATH_MAX_BYTES];
-static int g_per_pid;                    /* the path holds %p */
-static SHIM_TLS unsigned t_number_plus1; /* 0: no number yet */
+static char g_opened[PATH_MAX_BYTES + 64]; /* g_path expanded: the file g_fd is on */
+static int g_per_pid;                      /* the path holds %p */
+static SHIM_TLS unsigned t_number_plus1;   /* 0: no number yet */
 
 /* ---- the buffer (all under g_lock) ----------------------------------------------- */
 
@@ -86,21 +97,49 @@ static void put_num(uint64_t v)
     g_len += shim_utoa(g_buf + g_len, v);
 }
 
-static void stop_tracing(const char *why)
+/* The trace file opened again by its path (never created), or -1 when that
+ * path is no longer the file g_fd was opened on: how the last lines and the
+ * "# recording stopped" comment reach a trace whose descriptor was taken. */
+static int reopen_trace(void)
+{
+    if (g_opened[0] == '\0') {
+        return -1;
+    }
+    int fd = open(g_opened, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0 && !shim_same_file(fd, &g_file)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Ends recording for good: one line on stderr and, when fd reaches the
+ * trace file, "# recording stopped: why" as its last line (a trace that
+ * ends early says so); fd is closed.  g_fd is forgotten, not closed: the
+ * callers pass it as fd while it is still the trace's. */
+static void stop_tracing(const char *why, int fd)
 {
     static const char head[] = "carve-malloc: trace: ";
+    static const char mark[] = "# recording stopped: ";
     int cancel = shim_cancel_off();
     shim_write_all(STDERR_FILENO, head, sizeof head - 1);
     shim_write_all(STDERR_FILENO, why, strlen(why));
     shim_write_all(STDERR_FILENO, "; recording stopped\n", 20);
     atomic_store(&shim_tracing, 0);
-    if (g_fd >= 0) {
-        close(g_fd);
-        g_fd = -1;
+    g_fd = -1;
+    if (fd >= 0) {
+        shim_write_all(fd, mark, sizeof mark - 1);
+        shim_write_all(fd, why, strlen(why));
+        shim_write_all(fd, "\n", 1);
+        close(fd);
     }
     shim_cancel_restore(cancel);
 }
 
+/* Writes the buffer.  A g_fd that no longer names the trace file (the
+ * program closed it, or put a file of its own at its number) is neither
+ * written nor closed: the buffer goes to the file by its path and
+ * recording stops. */
 static void flush_locked(void)
 {
     const char *s = g_buf;
@@ -110,13 +149,21 @@ static void flush_locked(void)
         return;
     }
     int cancel = shim_cancel_off();
+    if (!shim_same_file(g_fd, &g_file)) {
+        int fd = reopen_trace();
+        if (fd >= 0) {
+            shim_write_all(fd, s, n);
+        }
+        stop_tracing("the program closed or replaced the trace file's descriptor", fd);
+        n = 0;
+    }
     while (n > 0) {
         ssize_t w = write(g_fd, s, n);
         if (w < 0 && errno == EINTR) {
             continue;
         }
         if (w <= 0) {
-            stop_tracing("cannot write the trace file");
+            stop_tracing("cannot write the trace file", g_fd);
             break;
         }
         s += w;
@@ -369,7 +416,7 @@ static bool open_trace(void)
 {
     char path[PATH_MAX_BYTES + 64];
     if (!expand_path(path, sizeof path - 8u)) { /* room for a ".NNN" suffix */
-        stop_tracing("the CARVE_TRACE path is too long");
+        stop_tracing("the CARVE_TRACE path is too long", -1);
         return false;
     }
     if (g_per_pid) {
@@ -392,6 +439,16 @@ static bool open_trace(void)
         shim_write_all(STDERR_FILENO, "; not recording\n", 16);
         return false;
     }
+    int high = shim_dup_high(g_fd);
+    if (high >= 0) {
+        close(g_fd);
+        g_fd = high;
+    }
+    if (!shim_file_id_of(g_fd, &g_file)) {
+        stop_tracing("cannot fstat the trace file", g_fd);
+        return false;
+    }
+    memcpy(g_opened, path, strlen(path) + 1u);
     g_len = 0;
     put_str("# carve-trace 1\n");
     put_command();
@@ -427,7 +484,9 @@ static void at_fork_child(void)
         g_fork_locked = 0;
         pthread_mutex_init(&g_lock, NULL);
         atomic_store(&shim_tracing, 0);
-        if (g_fd >= 0) {
+        /* g_fd may be gone (recording stopped in the flush of
+         * at_fork_prepare), and is closed only if still the trace's. */
+        if (g_fd >= 0 && shim_same_file(g_fd, &g_file)) {
             int cancel = shim_cancel_off();
             close(g_fd);
             shim_cancel_restore(cancel);
@@ -445,7 +504,7 @@ void trace_init(uintptr_t base)
     }
     size_t len = strlen(value);
     if (len >= sizeof g_path) {
-        stop_tracing("the CARVE_TRACE path is too long");
+        stop_tracing("the CARVE_TRACE path is too long", -1);
         return;
     }
     memcpy(g_path, value, len + 1u);

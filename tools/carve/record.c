@@ -179,6 +179,29 @@ static bool trace_has_calls(const char *path)
     return calls;
 }
 
+/* Whether the shim stopped recording before the command ended: it then
+ * appends "# recording stopped: WHY" to the trace (shim/trace.c), and WHY
+ * (without its newline) is copied to why. */
+static bool trace_stopped(const char *path, char *why, size_t len)
+{
+    static const char mark[] = "# recording stopped: ";
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char line[512];
+    bool stopped = false, line_start = true;
+    while (!stopped && fgets(line, sizeof line, f) != NULL) {
+        if (line_start && strncmp(line, mark, sizeof mark - 1) == 0) {
+            stopped = true;
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(why, len, "%s", line + sizeof mark - 1);
+        }
+        line_start = strchr(line, '\n') != NULL;
+    }
+    fclose(f);
+    return stopped;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Command line                                                              */
 /* ------------------------------------------------------------------------ */
@@ -212,9 +235,10 @@ void record_help(FILE *out)
                  "yourself (shim/README.md).\n"
                  "\n"
                  "Exit status: COMMAND's (128 + N when a signal N ended it); 1 when the\n"
-                 "trace could not be written or records no call (COMMAND's status instead\n"
-                 "when that is not 0); 2 a bad command line; 127 when COMMAND could not be\n"
-                 "started.\n");
+                 "trace could not be written, or not in full (the shim stopped recording:\n"
+                 "the trace is kept, incomplete), or records no call (COMMAND's status\n"
+                 "instead when that is not 0); 2 a bad command line; 127 when COMMAND\n"
+                 "could not be started.\n");
 }
 
 /* The shim would expand %p in the name into one file per process, none of
@@ -301,6 +325,56 @@ static int parse_record_options(int argc, char **argv, const char **output, int 
     return refuse_unwritable_output(*output);
 }
 
+/* After the command ended with exit_status: checks what the shim wrote at
+ * trace_path, compresses it into output when gz, and says how it went.
+ * Returns the status carve record exits with. */
+static int finish_trace(const char *cmd, const char *trace_path, const char *output, bool gz,
+                        int exit_status)
+{
+    struct stat st;
+    if (stat(trace_path, &st) != 0 || st.st_size == 0) {
+        fprintf(stderr,
+                "carve record: no trace: the shim wrote %s at %s. Either '%s' made no "
+                "allocation, or it ignored LD_PRELOAD (a static or setuid program), or it "
+                "ended with _exit() before the shim wrote its buffer\n",
+                stat(trace_path, &st) != 0 ? "nothing" : "an empty file", trace_path, cmd);
+        unlink(trace_path);
+        return exit_status != 0 ? exit_status : CLI_EXIT_FAILURE;
+    }
+    char why[512];
+    bool stopped = trace_stopped(trace_path, why, sizeof why);
+    if (!stopped && !trace_has_calls(trace_path)) {
+        fprintf(stderr,
+                "carve record: no trace: the shim recorded no allocation call of '%s' (%s "
+                "holds only its header). The shim records the process it starts in and "
+                "nothing that process exec's, so a command that replaces itself with another "
+                "program (env, sh -c 'exec ...', a pyenv or rbenv shim, a wrapper script "
+                "ending in exec) leaves an empty trace: run the real program, e.g. carve "
+                "record -- /usr/bin/perl ... rather than carve record -- env perl ... (or, to "
+                "record every process, set CARVE_TRACE with %%p yourself: shim/README.md)\n",
+                cmd, trace_path);
+        unlink(trace_path);
+        return exit_status != 0 ? exit_status : CLI_EXIT_FAILURE;
+    }
+    if (gz) {
+        int rc = gzip_file(trace_path, output);
+        unlink(trace_path);
+        if (rc != 0)
+            return CLI_EXIT_FAILURE;
+    }
+    if (stopped) {
+        /* Kept: the calls before the stop replay, but the trace is not the
+         * whole run, which the exit status must not hide. */
+        fprintf(stderr,
+                "carve record: the trace in %s is incomplete: the shim stopped recording "
+                "while '%s' ran (%s); it holds the calls made before that\n",
+                output, cmd, why);
+        return exit_status != 0 ? exit_status : CLI_EXIT_FAILURE;
+    }
+    fprintf(stderr, "carve record: trace written to %s\n", output);
+    return exit_status;
+}
+
 int record_main(int argc, char **argv)
 {
     const char *output = "carve.trace";
@@ -367,35 +441,5 @@ int record_main(int argc, char **argv)
                 "carve record: '%s' was killed by signal %d (%s); the trace may be cut "
                 "short\n",
                 argv[i], WTERMSIG(status), strsignal(WTERMSIG(status)));
-    struct stat st;
-    if (stat(trace_path, &st) != 0 || st.st_size == 0) {
-        fprintf(stderr,
-                "carve record: no trace: the shim wrote %s at %s. Either '%s' made no "
-                "allocation, or it ignored LD_PRELOAD (a static or setuid program), or it "
-                "ended with _exit() before the shim wrote its buffer\n",
-                stat(trace_path, &st) != 0 ? "nothing" : "an empty file", trace_path, argv[i]);
-        unlink(trace_path);
-        return exit_status != 0 ? exit_status : CLI_EXIT_FAILURE;
-    }
-    if (!trace_has_calls(trace_path)) {
-        fprintf(stderr,
-                "carve record: no trace: the shim recorded no allocation call of '%s' (%s "
-                "holds only its header). The shim records the process it starts in and "
-                "nothing that process exec's, so a command that replaces itself with another "
-                "program (env, sh -c 'exec ...', a pyenv or rbenv shim, a wrapper script "
-                "ending in exec) leaves an empty trace: run the real program, e.g. carve "
-                "record -- /usr/bin/perl ... rather than carve record -- env perl ... (or, to "
-                "record every process, set CARVE_TRACE with %%p yourself: shim/README.md)\n",
-                argv[i], trace_path);
-        unlink(trace_path);
-        return exit_status != 0 ? exit_status : CLI_EXIT_FAILURE;
-    }
-    if (gz) {
-        int rc = gzip_file(trace_path, output);
-        unlink(trace_path);
-        if (rc != 0)
-            return CLI_EXIT_FAILURE;
-    }
-    fprintf(stderr, "carve record: trace written to %s\n", output);
-    return exit_status;
+    return finish_trace(argv[i], trace_path, output, gz, exit_status);
 }
