@@ -27,7 +27,7 @@
  * fork(): the library makes heaps with the built-in lock fork-safe; the
  * shim only has its trace lock to look after (trace.c).
  */
-#define _GNU_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE, MADV_DONTNEED, environ */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE, MADV_DONTNEED, mincore, environ */
 
 #include "carve.h"
 #include "shim.h"
@@ -59,6 +59,13 @@
 #define MIN_FALLBACK_HEAP_SIZE ((size_t)256 << 20)
 #define DEFAULT_TRIM_THRESHOLD ((size_t)16 << 20)
 #define TRIM_MIN_BLOCK         ((size_t)256 << 10)
+/* From this size calloc leaves the pages the program never touched alone
+ * (calloc_zero), as glibc does for requests it serves with fresh mmap'd
+ * pages (its default mmap threshold, 128 KiB).  Below it, memset. */
+#define CALLOC_RELEASE_MIN ((size_t)128 << 10)
+/* Pages whose residency one mincore call asks (a vector of this many bytes
+ * on the stack): 4 MiB of 4 KiB pages. */
+#define CALLOC_MINCORE_PAGES 1024u
 /* Where the shim's own descriptors go (shim_dup_high): far above the 3, 4,
  * 5 ... that programs dup2 onto or reopen after closing a range, and below
  * the usual soft RLIMIT_NOFILE of 1024. */
@@ -577,6 +584,59 @@ SHIM_EXPORT void free(void *p)
     errno = saved;
 }
 
+/* Zeroes len bytes at run, whole pages of a calloc'd block: memset when
+ * resident, else MADV_DONTNEED.  The heap is a private anonymous mapping
+ * (reserve), whose released pages read as zero; a page that is not resident
+ * was never touched, or trimmed (both zero already: the madvise is nearly
+ * free), or swapped out (released rather than read back to be overwritten).
+ * A resident page is cheaper to clear than to fault in again.  A refused
+ * madvise (locked memory) falls back to memset. */
+static void zero_pages(void *run, size_t len, bool resident)
+{
+    if (resident || madvise(run, len, MADV_DONTNEED) != 0) {
+        memset(run, 0, len);
+    }
+}
+
+/* Zeroes the n bytes at p, a block of the heap, without touching pages
+ * the program never touched: calloc(1, 2 GiB) costs no time and no
+ * resident memory, as glibc's large callocs (fresh mmap'd pages) do, and a
+ * block reused while its pages are resident is cleared with memset.  The
+ * partial pages at the two ends hold the neighbours' headers: memset. */
+static void calloc_zero(void *p, size_t n)
+{
+    uintptr_t start = (uintptr_t)p;
+    uintptr_t mask = (uintptr_t)(g_page_size - 1u);
+    uintptr_t lo = (start + mask) & ~mask;
+    uintptr_t hi = (start + n) & ~mask;
+    if (n < CALLOC_RELEASE_MIN || hi <= lo) {
+        memset(p, 0, n);
+        return;
+    }
+    memset(p, 0, lo - start);
+    memset((void *)hi, 0, start + n - hi);
+    unsigned char vec[CALLOC_MINCORE_PAGES]; /* no allocation here: a stack vector */
+    for (uintptr_t at = lo; at < hi;) {
+        size_t pages = (size_t)(hi - at) / g_page_size;
+        pages = pages < CALLOC_MINCORE_PAGES ? pages : CALLOC_MINCORE_PAGES;
+        if (mincore((void *)at, pages * g_page_size, vec) != 0) {
+            memset((void *)at, 0, pages * g_page_size);
+            at += pages * g_page_size;
+            continue;
+        }
+        for (size_t i = 0; i < pages;) {
+            bool resident = (vec[i] & 1u) != 0;
+            size_t j = i + 1u;
+            while (j < pages && ((vec[j] & 1u) != 0) == resident) {
+                j++;
+            }
+            zero_pages((void *)(at + i * g_page_size), (j - i) * g_page_size, resident);
+            i = j;
+        }
+        at += pages * g_page_size;
+    }
+}
+
 SHIM_EXPORT void *calloc(size_t count, size_t size)
 {
     if (size != 0 && count > SIZE_MAX / size) {
@@ -593,7 +653,15 @@ SHIM_EXPORT void *calloc(size_t count, size_t size)
         p = boot_alloc(16, count * size); /* static memory: zero, never reused */
     } else {
         int saved = errno;
-        p = carve_calloc(h, count, size);
+        size_t n = count * size;
+        if (n < CALLOC_RELEASE_MIN) {
+            p = carve_calloc(h, count, size);
+        } else {
+            p = carve_alloc(h, n);
+            if (p != NULL) {
+                calloc_zero(p, n);
+            }
+        }
         errno = p != NULL ? saved : ENOMEM;
     }
     if (p != NULL && tracing()) {
