@@ -17,19 +17,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "resident.h"
+
 #define MIB ((size_t)1 << 20)
 
 static size_t resident_bytes(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0;
-    unsigned long rss = 0;
-    if (!f || fscanf(f, "%lu %lu", &size, &rss) != 2) {
-        fprintf(stderr, "calloc_test: cannot read /proc/self/statm\n");
-        exit(2);
-    }
-    fclose(f);
-    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+    return resident_bytes_of("calloc_test");
 }
 
 static int all_zero(const unsigned char *p, size_t n)

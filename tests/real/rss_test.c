@@ -14,20 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "resident.h"
+
 #define BIG   ((size_t)1 << 20)
 #define COUNT 256
 
 static size_t resident_bytes(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0;
-    unsigned long rss = 0;
-    if (!f || fscanf(f, "%lu %lu", &size, &rss) != 2) {
-        fprintf(stderr, "rss_test: cannot read /proc/self/statm\n");
-        exit(2);
-    }
-    fclose(f);
-    return (size_t)rss * (size_t)sysconf(_SC_PAGESIZE);
+    return resident_bytes_of("rss_test");
 }
 
 int main(void)
