@@ -25,7 +25,7 @@
  * the heap.
  *
  * fork(): the library makes heaps with the built-in lock fork-safe; the
- * shim only has its trace lock to look after (trace.c).
+ * shim looks after its trace lock (trace.c) and its trim flag (at_fork_child).
  */
 #define _GNU_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE, MADV_DONTNEED, mincore, environ */
 
@@ -326,6 +326,18 @@ static void *reserve(size_t size)
                 0);
 }
 
+/* A fork() may come while another thread holds g_trimming (the library's
+ * fork handler even holds such a thread at the heap's lock until the fork
+ * is done): the child has no such thread, and would keep the flag claimed,
+ * never trimming again.  No trim is under way in the child, and the heap
+ * is whole (the library forks only outside its locked sections), so the
+ * flag is simply cleared.  The parent needs nothing: its trimming thread
+ * carries on and clears the flag itself. */
+static void at_fork_child(void)
+{
+    atomic_store(&g_trimming, 0);
+}
+
 static void heap_init(void)
 {
     carve_options opt;
@@ -373,6 +385,10 @@ static void heap_init(void)
             close(fd);
         }
     }
+
+    /* Here rather than at every fork: registered once, by the initialiser
+     * (what pthread_atfork may allocate comes from the bootstrap area). */
+    (void)pthread_atfork(NULL, NULL, at_fork_child);
 
     g_region_lo = (uintptr_t)m;
     trace_init(g_region_lo);
