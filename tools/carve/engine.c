@@ -274,12 +274,16 @@ static bool do_realloc(run *r, size_t op, const trace_op *x)
         note_failure(r, op); /* the old block stays, as realloc promises */
         return !r->stop;
     }
+    /* From here the slot holds p: realloc freed the old pointer (or
+     * returned it), so when a check below stops the replay, cleanup must
+     * free p, never the old pointer (a double free under this process's
+     * malloc).  The size and tag stay the old block's until its pattern is
+     * checked. */
+    s->ptr = p;
     if (!check_alignment(r, op, p, r->heap != NULL ? 16u : 1u))
         return false;
-    replay_slot moved = {p, s->size, s->tag};
-    if (!verify(r, op, &moved, n < s->size ? n : s->size, "after realloc"))
+    if (!verify(r, op, s, n < s->size ? n : s->size, "after realloc"))
         return false;
-    s->ptr = p;
     s->size = n;
     s->tag = (uint64_t)op + 1u;
     pattern_write(p, n, s->tag);
