@@ -732,7 +732,13 @@ SHIM_EXPORT void *realloc(void *p, size_t size)
     int saved = errno;
     size_t old = carve_usable_size(h, p);
     if (old == 0) {
-        bad_free("realloc", CARVE_ERR_NOT_OWNED, p);
+        /* Not a live block: carve_free says which bug it is (a failed
+         * carve_free changes nothing), so a freed block reads "double free"
+         * here as it does in free(), not "not a block carve-malloc handed
+         * out".  It succeeds only if another thread was handed the same
+         * block meanwhile (the program's race); the process aborts anyway. */
+        int st = carve_free(h, p);
+        bad_free("realloc", st != CARVE_OK ? st : CARVE_ERR_NOT_OWNED, p);
     }
     void *q;
     if (tracing() && size > old) {

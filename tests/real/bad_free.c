@@ -2,7 +2,7 @@
  * bad_free: a program with a bug the shim must stop on, as glibc does
  * (the test expects SIGABRT and carve-malloc's message on stderr).
  *
- *   bad_free double|foreign|interior|realloc-foreign
+ *   bad_free double|foreign|interior|realloc-foreign|realloc-freed
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +27,12 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "realloc-foreign") == 0) {
         void *q = realloc(foreign, 10);
         (void)q;
+    } else if (strcmp(mode, "realloc-freed") == 0) {
+        free(p);
+        void *q = realloc(alias, 200);
+        (void)q;
     } else {
-        fprintf(stderr, "usage: bad_free double|foreign|interior|realloc-foreign\n");
+        fprintf(stderr, "usage: bad_free double|foreign|interior|realloc-foreign|realloc-freed\n");
         return 2;
     }
     puts("bad_free: the bug went unnoticed");
