@@ -339,12 +339,11 @@ int carve_detach(carve_heap *h);
  *     millisecond, then, finding the owner's process gone, takes the cache
  *     over: its blocks go back, and the one small block the interrupted
  *     operation was moving may stay allocated.  "Gone" is decided on Linux
- *     by /proc (no such process, a zombie, or another process under the
- *     same id), only between processes of one pid namespace; anywhere else
- *     the call waits for the owner for ever.  A process that dies holding
- *     the lock leaves it usable (a robust mutex), but the operation it was
- *     in the middle of is not repaired: carve_check may then report
- *     CARVE_ERR_CORRUPT. */
+ *     by /proc (no such process, a zombie with no thread left, or another
+ *     process under the same id), only between processes of one pid and
+ *     time namespace; anywhere else the call waits for the owner for ever.  A process that dies
+ * holding the lock leaves it usable (a robust mutex), but the operation it was in the middle of is
+ * not repaired: carve_check may then report CARVE_ERR_CORRUPT. */
 
 /* The smallest buffer size for which carve_init(buffer, size, opt) succeeds
  * at every buffer address (opt NULL = defaults); 0 when carve_init refuses

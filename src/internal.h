@@ -50,7 +50,7 @@
 #define SMALL_MAX            256u /* requests up to this come from runs of slots */
 #define SMALL_CLASSES        (SMALL_MAX / GRANULE)
 #define CARVE_MAGIC          UINT64_C(0x3170616568657663) /* "cvehea p1" */
-#define CARVE_LAYOUT_VERSION 11u
+#define CARVE_LAYOUT_VERSION 12u
 #define POISON_BYTE          0xdbu
 
 /* Bits of carve_heap.flags that are not public flags (set by carve_init,

@@ -11,12 +11,16 @@
  * A process id alone cannot say: the id of a dead process is reused, and
  * processes in two pid namespaces that map the same heap may see each
  * other under other ids, or under ids that name someone else.  So an owner
- * is recorded as its id, its pid namespace and its start time, and it is
- * declared gone only when the one asking is in the same namespace (its
+ * is recorded as its id, its namespaces (pid and time: a start time read
+ * in another time namespace is shifted) and its start time, and it is
+ * declared gone only when the one asking is in the same namespaces (and its
  * /proc shows it under its own id) and that id now names no process, a
- * zombie, or a process that started at another time.  Whenever anything is
- * uncertain (no /proc, another namespace, an unreadable entry) the owner
- * counts as alive: waiting is safe, taking over a live owner's cache is not.
+ * zombie with no thread left (a main thread that exited shows as a zombie
+ * while the others run on), or a process that started at another time;
+ * and an owner under the asker's own id is gone unless its nonce is the
+ * asker's.  Whenever anything is uncertain (no /proc,
+ * another namespace, an unreadable entry) the owner counts as alive:
+ * waiting is safe, taking over a live owner's cache is not.
  *
  * Linux only; elsewhere every owner counts as alive.
  */
@@ -29,11 +33,18 @@
 /* A process as a record names it.  ns == 0 or started == 0: unknown. */
 struct process_id {
     uint32_t pid;
-    uint64_t ns;      /* its pid namespace (device and inode of /proc/self/ns/pid, mixed) */
+    /* Which of the processes that have had this id: its id and 32 bits
+     * drawn when it first asked (never 0).  A start time does not tell a
+     * process from another that got the same id within the same clock tick
+     * (10 ms); this tells one from any other only by asking itself, so it
+     * serves a process to know its own records. */
+    uint64_t nonce;
+    uint64_t ns;      /* its pid and time namespaces (/proc/self/ns/{pid,time}, mixed) */
     uint64_t started; /* its start time, in clock ticks after boot (/proc/PID/stat) */
 };
 
-/* The calling process (worked out again after a fork()).  Thread-safe. */
+/* The calling process (worked out again after a fork(), nonce included).
+ * Thread-safe. */
 struct process_id process_self(void);
 
 /* Whether process who is certainly gone, as the caller sees it: see above.

@@ -111,7 +111,7 @@ static bool owner_is_gone(const carve_heap *h, const struct tcache *c)
     if (h == NULL || !(h->flags & CARVE_SHARED)) {
         return false; /* one process: an orphan of fork() is retire_orphans' */
     }
-    struct process_id owner = {c->pid, c->pid_ns, c->pid_started};
+    struct process_id owner = {c->pid, c->pid_nonce, c->pid_ns, c->pid_started};
     return process_is_gone(&owner);
 }
 
@@ -798,13 +798,16 @@ void tcache_detach(carve_heap *h)
     }
     heap_enter(h);
     if (h->flags & CARVE_SHARED) {
-        /* Only this process's records: the others' are live. */
-        uint32_t me = (uint32_t)getpid();
+        /* Only this process's records: the others' are live.  By the
+         * nonce, not the id alone: a dead process of another namespace, or
+         * one this process's id was reused from, may have left a record
+         * busy under that id, and only a drain may take it over. */
+        struct process_id me = process_self();
         quiesce_begin(h);
         for (uint64_t i = 0; i < h->tcache_count; i++) {
             struct tcache *c = record(h, i);
             uint64_t tag = c->tag;
-            if (c->pid == me && tag != 0 && cache_enter(c, tag)) {
+            if (tag != 0 && c->pid == me.pid && c->pid_nonce == me.nonce && cache_enter(c, tag)) {
                 cache_retire(h, c);
             }
         }
@@ -908,11 +911,12 @@ static bool cache_create(carve_heap *h, struct tls_cache *e)
         memset(c->own, 0, sizeof c->own);
         memset(c->partial, 0, sizeof c->partial);
         c->owns = 1;
-        struct process_id me = {(uint32_t)getpid(), 0, 0};
+        struct process_id me = {(uint32_t)getpid(), 0, 0, 0};
         if (h->flags & CARVE_SHARED) {
             me = process_self();
         }
         c->pid = me.pid;
+        c->pid_nonce = me.nonce;
         c->pid_ns = me.ns;
         c->pid_started = me.started;
         c->thread = my_thread_number();
@@ -1155,6 +1159,7 @@ static struct tcache *solo_cache(carve_heap *h)
         memset(c->partial, 0, sizeof c->partial);
         c->owns = 0;
         c->pid = 0;
+        c->pid_nonce = 0;
         c->pid_ns = 0;
         c->pid_started = 0;
         c->thread = 0;

@@ -90,6 +90,7 @@ struct tcache {
      * be taken over; 0 elsewhere. */
     uint64_t pid_ns;
     uint64_t pid_started;
+    uint64_t pid_nonce;
     uint64_t ops; /* pops and pushes not yet folded in */
     uint16_t count[SMALL_CLASSES];
     uint16_t base[SMALL_CLASSES]; /* count at the last fold (under the lock) */

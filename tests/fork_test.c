@@ -478,6 +478,95 @@ static void shared_cache_survives_killed_processes(unsigned rounds)
     munmap(buf, size);
 }
 
+#if !defined(FT_TSAN) /* no threads in a child of a threaded process under TSan */
+/* A thread that empties every cache of heap arg (carve_get_stats). */
+static void *drain_caches(void *arg)
+{
+    carve_stats st;
+    carve_get_stats((carve_heap *)arg, &st);
+    return NULL;
+}
+
+/* shared_cache_owner_outlives_its_main_thread: the child's worker, which
+ * churns in its cache (and ends the child with status 1 if a call fails). */
+static carve_heap *owner_heap;
+static atomic_int *owner_shared; /* [0]: the worker is ready */
+
+static void *owner_worker(void *arg)
+{
+    (void)arg;
+    churn_in_the_cache(owner_heap, &owner_shared[0]);
+    return NULL;
+}
+
+/* A process whose main thread has exited while another thread goes on
+ * (pthread_exit in main) shows as a zombie in /proc, and the drain took a
+ * record of it that was busy for a dead one's.  The child's worker lives
+ * in its cache; the parent stops the child at a random moment (about a
+ * quarter of the stops land inside a pop or push), lets a drain wait on
+ * the record longer than the takeover's wait, then lets the child go on:
+ * the drain must have waited for it, and the heap must be whole.  With the
+ * old rule the worker went on in a record retired under it. */
+static void shared_cache_owner_outlives_its_main_thread(unsigned rounds)
+{
+    size_t size = (size_t)8 << 20;
+    void *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    PARENT_CHECK(buf != MAP_FAILED, "mmap", (uint64_t)errno);
+    owner_shared = (atomic_int *)buf;
+    carve_options o;
+    memset(&o, 0, sizeof o);
+    o.flags = CARVE_SHARED;
+    owner_heap = carve_init((unsigned char *)buf + 64, size - 64, &o);
+    PARENT_CHECK(owner_heap != NULL, "carve_init of a shared heap", (uint64_t)errno);
+    tu_rng g;
+    uint64_t x = base_seed ^ 0x2e40ull;
+    tu_rng_seed(&g, tu_splitmix64(&x));
+    for (unsigned round = 0; round < rounds; round++) {
+        atomic_store(&owner_shared[0], 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        PARENT_CHECK(pid >= 0, "fork", (uint64_t)errno);
+        if (pid == 0) {
+            alarm(CHILD_SECONDS);
+            pthread_t t;
+            CHILD_CHECK(pthread_create(&t, NULL, owner_worker, NULL) == 0, "pthread_create", 0);
+            pthread_exit(NULL); /* the worker goes on */
+        }
+        alarm(60);
+        while (atomic_load(&owner_shared[0]) == 0)
+            sched_yield();
+        struct timespec pause = {0, (long)tu_rng_below(&g, 300000)};
+        nanosleep(&pause, NULL);
+        int status;
+        PARENT_CHECK(kill(pid, SIGSTOP) == 0, "kill SIGSTOP", (uint64_t)errno);
+        PARENT_CHECK(waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status), "stopped",
+                     (uint64_t)status);
+        pthread_t drainer;
+        PARENT_CHECK(pthread_create(&drainer, NULL, drain_caches, owner_heap) == 0,
+                     "pthread_create", round);
+        struct timespec wait = {0, 100000000}; /* 100 ms: far past the takeover's 1 ms */
+        nanosleep(&wait, NULL);
+        PARENT_CHECK(kill(pid, SIGCONT) == 0, "kill SIGCONT", (uint64_t)errno);
+        PARENT_CHECK(pthread_join(drainer, NULL) == 0, "pthread_join", round);
+        /* The worker goes on for a while (in a record retired under it,
+         * with the old rule: its next refill or flush works on a record
+         * that is free), and the caches are emptied again meanwhile. */
+        nanosleep(&wait, NULL);
+        drain_caches(owner_heap);
+        nanosleep(&wait, NULL);
+        PARENT_CHECK(carve_check(owner_heap) == CARVE_OK, "carve_check with the worker running",
+                     round);
+        PARENT_CHECK(kill(pid, SIGKILL) == 0, "kill", (uint64_t)errno);
+        PARENT_CHECK(waitpid(pid, &status, 0) == pid, "waitpid", (uint64_t)errno);
+        PARENT_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                     "the worker's calls failed (it exited on its own)", (uint64_t)status);
+        PARENT_CHECK(carve_check(owner_heap) == CARVE_OK, "carve_check after the kill", round);
+        alarm(0);
+    }
+    munmap(buf, size);
+}
+#endif
+
 int main(int argc, char **argv)
 {
     unsigned long long forks = tu_env_ull("CARVE_TEST_FORKS", 40);
@@ -491,6 +580,9 @@ int main(int argc, char **argv)
     fork_edge_cases();
     shared_lock_survives_its_owner();
     shared_cache_survives_killed_processes(200);
+#if !defined(FT_TSAN) /* no threads in a child of a threaded process under TSan */
+    shared_cache_owner_outlives_its_main_thread(20);
+#endif
 
     tu_region reg;
     PARENT_CHECK(tu_region_make(&reg, HEAP_SIZE, 0, 256, 0) == 0, "out of memory", 0);
