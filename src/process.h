@@ -39,7 +39,7 @@ struct process_id {
      * (10 ms); this tells one from any other only by asking itself, so it
      * serves a process to know its own records. */
     uint64_t nonce;
-    uint64_t ns;      /* its pid and time namespaces (/proc/self/ns/{pid,time}, mixed) */
+    uint64_t ns;      /* its pid and time namespaces (/proc/thread-self/ns/{pid,time}, mixed) */
     uint64_t started; /* its start time, in clock ticks after boot (/proc/PID/stat) */
 };
 
